@@ -1,0 +1,46 @@
+# One entry point for everything: `make demo`, `make test`, `make check`.
+# Everything installs into .venv; nothing touches the system Python.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MANIFEST ?= retrain.yaml.example
+
+.PHONY: install demo plan test lint typecheck layers check clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[examples,dev]'
+	touch $@
+
+# The main job: apply the example manifest on the embedded local backend.
+demo: install
+	$(BIN)/retrain apply -f $(MANIFEST) --auto-approve
+	@echo
+	$(BIN)/retrain status -f $(MANIFEST)
+	@echo
+	@echo "Next: run '$(BIN)/retrain plan -f $(MANIFEST)' (no changes), then edit a file under"
+	@echo "examples/bike_rental/data/ or the manifest and plan again to see what would change and why."
+
+plan: install
+	$(BIN)/retrain plan -f $(MANIFEST)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check reconciler tests examples
+
+typecheck: install
+	$(BIN)/mypy
+
+layers: install
+	$(BIN)/lint-imports
+
+check: lint typecheck layers test
+
+clean:
+	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache

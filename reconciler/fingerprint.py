@@ -1,0 +1,62 @@
+"""Content fingerprints: the identity of a trained model.
+
+A model is keyed by what went into it, never by where that lived: the digest
+of the trainer's code, the digest of each named input's *content* and the
+parameters. Same path with new data gives a new fingerprint; the same data
+under another path (or another endpoint) gives the same one, so endpoints that
+share it share one training job. Providers compute the digests (reading files
+or blob properties); combining them here is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from reconciler import model
+
+SCHEME = "retrain-fp-v1"  # bump when the recipe changes, so old and new never collide
+SHORT = 12  # hex digits shown to people: 48 bits, ample for one fleet's models
+CHUNK = 1 << 20  # read files 1 MiB at a time
+
+
+def canonical_json(value: model.JSON) -> str:
+    """One spelling per value: sorted keys, no whitespace, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def combine(
+    *, trainer_digest: str, input_digests: Mapping[str, str], parameters: Mapping[str, model.JSON]
+) -> str:
+    """The fingerprint of a model trained by this code, on these inputs, with these parameters."""
+    recipe = {
+        "scheme": SCHEME,
+        "trainer": trainer_digest,
+        "inputs": dict(input_digests),
+        "parameters": dict(parameters),
+    }
+    return hashlib.sha256(canonical_json(recipe).encode()).hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def files_digest(paths: Iterable[str | Path]) -> str:
+    """One digest over several files' contents, in the order given (names excluded)."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(file_digest(path).encode())
+    return h.hexdigest()
+
+
+def short(fingerprint: str | None) -> str:
+    """The first hex digits, for display."""
+    return fingerprint[:SHORT] if fingerprint else "-"

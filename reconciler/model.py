@@ -1,0 +1,206 @@
+"""Frozen value types for desired and observed state.
+
+Everything the planner reads is one of these types, so deciding can stay a
+pure function: the manifest loader builds the desired side, a provider's
+essence function builds the observed side, and neither carries I/O handles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+JSON = Any  # a value that came from YAML/JSON: str, int, float, bool, None, list, dict
+
+#: The ownership tags the reconciler writes on every web service it manages.
+TAG_MANAGED_BY = "retrain.managed-by"
+TAG_ENDPOINT = "retrain.endpoint"
+TAG_FINGERPRINT = "retrain.fingerprint"
+TAG_VERSION = "retrain.version"
+MANAGED_BY = "retrain"
+OWNED_TAGS = (TAG_MANAGED_BY, TAG_ENDPOINT, TAG_FINGERPRINT, TAG_VERSION)
+
+
+def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A read-only view of a copy of ``items`` (dataclasses stay immutable)."""
+    return MappingProxyType(dict(items or {}))
+
+
+class Secret:
+    """A value resolved from ``${env:NAME}``; it never prints itself."""
+
+    __slots__ = ("_value", "reference")
+
+    def __init__(self, reference: str, value: str) -> None:
+        self.reference = reference
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that sends it (a provider)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.reference})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where in the manifest something was declared, for error messages."""
+
+    file: str
+    pointer: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        at = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{at} {self.pointer}" if self.pointer else at
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Promote a challenger only if ``metric`` clears ``minimum`` and does not
+    regress by more than ``max_regression`` against the serving champion.
+
+    ``higher_is_better`` flips both comparisons for error metrics (RMSE, MAE).
+    """
+
+    metric: str
+    minimum: float | None = None
+    max_regression: float | None = None
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Trainer:
+    """A training pipeline: ``entrypoint`` is ``path/to/file.py:function``.
+
+    ``code`` lists the files whose content identifies the trainer (the
+    entrypoint's file first, then declared dependencies), as absolute paths.
+    """
+
+    name: str
+    entrypoint: str
+    code: tuple[str, ...]
+    parameters: Mapping[str, JSON] = field(default_factory=frozen_map)
+    secrets: Mapping[str, Secret] = field(default_factory=frozen_map)
+    timeout_seconds: float = 3600.0  # an hour: generous for a local training job
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One scoring endpoint: a web service whose trained-model asset we own."""
+
+    name: str
+    web_service: str
+    asset: str
+    version: str
+    trainer: Trainer
+    inputs: Mapping[str, str]
+    parameters: Mapping[str, JSON]
+    gate: Gate | None
+    definition: str | None
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Which provider runs the loop, and its options as declared."""
+
+    kind: str
+    options: Mapping[str, JSON] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest: every reference checked, every template expanded."""
+
+    path: str
+    digest: str  # sha256 of the manifest file's bytes: a plan made from other bytes is stale
+    backend: Backend
+    trainers: Mapping[str, Trainer]
+    endpoints: tuple[Endpoint, ...]
+
+    def endpoint(self, name: str) -> Endpoint:
+        for ep in self.endpoints:
+            if ep.name == name:
+                return ep
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one endpoint should serve: the manifest's endpoint plus its model's fingerprint.
+
+    ``recipe`` is what the fingerprint was computed from (trainer digest, input
+    digests, parameters); stored with the model, it lets a plan say *why* a
+    model must be retrained.
+    """
+
+    endpoint: Endpoint
+    fingerprint: str
+    recipe: Mapping[str, JSON] = field(default_factory=frozen_map)
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """The essence of a live web service: only the fields the reconciler owns.
+
+    ``model_uri`` is the trained-model asset's location (None when the asset
+    named in the manifest is not in the definition; ``assets`` then lists the
+    names that are). ``expected_uri`` is where the model named by the
+    fingerprint tag lives, so the planner can tell drift without I/O.
+    ``revision`` hashes the owned fields, so a saved plan can tell staleness.
+    """
+
+    web_service: str
+    model_uri: str | None
+    tags: Mapping[str, str]
+    expected_uri: str | None
+    revision: str
+    assets: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.tags.get(TAG_FINGERPRINT)
+
+    @property
+    def version(self) -> str | None:
+        return self.tags.get(TAG_VERSION)
+
+    @property
+    def managed(self) -> bool:
+        return self.tags.get(TAG_MANAGED_BY) == MANAGED_BY
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A trained model in the store, keyed by its content fingerprint."""
+
+    fingerprint: str
+    uri: str
+    metrics: Mapping[str, float]
+    trained_at: str
+    lineage: Mapping[str, JSON] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Everything observed for one plan: per endpoint its service (None when missing),
+    and the stored models the plan may need (desired and serving fingerprints)."""
+
+    services: Mapping[str, ServiceState | None]
+    models: Mapping[str, ModelRecord]

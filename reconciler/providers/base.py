@@ -1,0 +1,98 @@
+"""The provider contract every backend implements.
+
+A provider is the only place I/O happens: reading live web services, hashing
+input content, training, writing the owned fields, keeping history. The
+engine and apply talk to this Protocol and nothing else, and the contract
+tests in ``tests/providers`` run unchanged against every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler import model
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingJob:
+    """One model to train. ``endpoints`` are those waiting for it (for progress and lineage)."""
+
+    fingerprint: str
+    trainer: model.Trainer
+    inputs: Mapping[str, str]
+    parameters: Mapping[str, model.JSON]
+    recipe: Mapping[str, model.JSON]
+    endpoints: tuple[str, ...] = ()
+    version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change made to one endpoint: answers "what served what, when, and why"."""
+
+    time: str
+    endpoint: str
+    web_service: str
+    action: str
+    fingerprint: str
+    version: str
+    model_uri: str
+    previous_uri: str | None
+    previous_fingerprint: str | None
+    metrics: Mapping[str, float] = field(default_factory=model.frozen_map)
+    actor: str = ""
+    manifest_digest: str = ""
+
+
+class Provider(Protocol):
+    """What a backend must do. Every method may raise ``errors.ProviderError``."""
+
+    name: str
+
+    def trainer_digest(self, trainer: model.Trainer) -> str:
+        """A digest of the trainer's identity (its code's content)."""
+        ...
+
+    def input_digest(self, location: str) -> str:
+        """A digest of one input's *content* (never its name or location)."""
+        ...
+
+    def observe(
+        self, endpoints: Sequence[model.Endpoint]
+    ) -> Mapping[str, model.ServiceState | None]:
+        """Each endpoint's live essence by endpoint name; None where the service is missing.
+        One read per endpoint."""
+        ...
+
+    def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
+        """The stored models among ``fingerprints`` (absent ones are left out)."""
+        ...
+
+    def train(self, job: TrainingJob) -> model.ModelRecord:
+        """Train one model, store it under its fingerprint, return its record.
+        Raises ``errors.TrainingError`` with the trainer's explanation on failure."""
+        ...
+
+    def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        """Create the endpoint's web service from its definition, serving ``model_uri``."""
+        ...
+
+    def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        """Point the trained-model asset at ``model_uri`` and set the owned ``tags``;
+        every other field of the definition stays exactly as it was."""
+        ...
+
+    def record(self, entry: HistoryEntry) -> None:
+        """Append one entry to the history."""
+        ...
+
+    def history(self, endpoint: str | None = None) -> Iterator[HistoryEntry]:
+        """Entries oldest first, optionally for one endpoint."""
+        ...
+
+    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
+        """Hold the backend's apply lock; raise ``errors.LockError`` after ``timeout`` s."""
+        ...

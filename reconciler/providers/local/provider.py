@@ -1,0 +1,276 @@
+"""The local provider: web services as JSON files, training as subprocesses.
+
+State lives in one directory (default ``.retrain`` next to the manifest):
+
+- ``webservices/<name>.json``: definitions in Azure's ``webServices`` shape;
+- ``models/<fingerprint>/``: the content-addressed model store;
+- ``history.jsonl``: one line per change, append-only;
+- ``lock``: held by an apply, so two never interleave.
+
+Every write is atomic (temp file + rename), so a crash leaves either the old
+definition or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from reconciler import errors, evaluation, fingerprint, model, redact
+from reconciler.providers import base, webservice
+from reconciler.providers.local import filelock, store
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
+LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
+JOB_FILE = "job.json"  # the runner's instructions; scratch only, removed before the model is stored
+
+
+class LocalProvider:
+    """The embedded backend. ``workdir`` is where trainers run (the manifest's folder)."""
+
+    name = "local"
+
+    def __init__(
+        self, *, state_dir: Path, workdir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.state_dir = state_dir
+        self.workdir = workdir
+        self.env = dict(os.environ if env is None else env)
+        self.services = state_dir / "webservices"
+        self.store = store.ModelStore(state_dir / "models")
+        self.history_path = state_dir / "history.jsonl"
+
+    # -- content digests -------------------------------------------------
+    def trainer_digest(self, trainer: model.Trainer) -> str:
+        return _digest(lambda: fingerprint.files_digest(trainer.code), trainer.entrypoint)
+
+    def input_digest(self, location: str) -> str:
+        return _digest(lambda: fingerprint.file_digest(location), location)
+
+    # -- observe ---------------------------------------------------------
+    def observe(
+        self, endpoints: Sequence[model.Endpoint]
+    ) -> Mapping[str, model.ServiceState | None]:
+        return {ep.name: self._observe_one(ep) for ep in endpoints}
+
+    def _observe_one(self, ep: model.Endpoint) -> model.ServiceState | None:
+        definition = self._read(ep.web_service)
+        if definition is None:
+            return None
+        try:
+            return webservice.essence(
+                definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=store.uri_for
+            )
+        except webservice.DefinitionError as e:
+            raise errors.ProviderError(str(e), where=str(self._path(ep.web_service))) from e
+
+    def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
+        return self.store.get_many(fingerprints)
+
+    def definition(self, web_service: str) -> dict[str, Any] | None:
+        """The whole stored definition (for status and tests)."""
+        return self._read(web_service)
+
+    # -- act -------------------------------------------------------------
+    def train(self, job: base.TrainingJob) -> model.ModelRecord:
+        scratch = self.store.scratch()
+        try:
+            started = dt.datetime.now(dt.UTC)
+            self._run(job, scratch)
+            metrics = _metrics(scratch, job)
+            (scratch / JOB_FILE).unlink()
+            metadata = {
+                "fingerprint": job.fingerprint,
+                "metrics": metrics,
+                "trained_at": started.isoformat(timespec="seconds"),
+                "duration_seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
+                "lineage": {
+                    "trainer": job.trainer.name,
+                    "entrypoint": _relative(job.trainer.entrypoint, self.workdir),
+                    "inputs": {k: _relative(v, self.workdir) for k, v in job.inputs.items()},
+                    "recipe": dict(job.recipe),
+                    "version": job.version,
+                    "endpoints": list(job.endpoints),
+                },
+            }
+            return self.store.commit(job.fingerprint, scratch, metadata)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run(self, job: base.TrainingJob, scratch: Path) -> None:
+        spec = {
+            "entrypoint": job.trainer.entrypoint,
+            "inputs": dict(job.inputs),
+            "parameters": dict(job.parameters),
+            "model_path": str(scratch / store.MODEL_FILE),
+            "evaluation_path": str(scratch / store.EVALUATION_FILE),
+        }
+        (scratch / JOB_FILE).write_text(json.dumps(spec))
+        secrets = {k: s.reveal() for k, s in job.trainer.secrets.items()}
+        env = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **self.env, **secrets}
+        argv = [sys.executable, "-m", "reconciler.providers.local.runner", str(scratch / JOB_FILE)]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=job.trainer.timeout_seconds,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise errors.TrainingError(
+                f"trainer {job.trainer.name!r} timed out after {job.trainer.timeout_seconds:g}s"
+            ) from e
+        if done.returncode != 0:
+            scrub = redact.Redactor(secrets.values())
+            raise errors.TrainingError(
+                f"trainer {job.trainer.name!r} failed: {scrub(_last_error(done.stderr))}"
+            )
+
+    def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        if endpoint.definition is None:
+            raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
+        if self._path(endpoint.web_service).exists():
+            raise errors.ProviderError(f"web service {endpoint.web_service!r} already exists")
+        try:
+            exported = json.loads(Path(endpoint.definition).read_text(encoding="utf-8"))
+            definition = webservice.with_model(exported, endpoint.asset, model_uri, tags)
+        except (OSError, ValueError) as e:
+            raise errors.ProviderError(
+                f"cannot read definition: {e}", where=endpoint.definition
+            ) from e
+        identity = {
+            "id": f"{LOCAL_SCOPE}/providers/{webservice.RESOURCE_TYPE}/{endpoint.web_service}",
+            "name": endpoint.web_service,
+            "type": webservice.RESOURCE_TYPE,
+        }
+        rest = {k: v for k, v in definition.items() if k.lower() not in identity}
+        definition = identity | rest
+        props = definition.setdefault("properties", {})
+        now = _now()
+        props.update(provisioningState="Succeeded", createdOn=now, modifiedOn=now)
+        self._write(endpoint.web_service, definition)
+
+    def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        current = self._read(endpoint.web_service)
+        if current is None:
+            raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
+        try:
+            updated = webservice.with_model(current, endpoint.asset, model_uri, tags)
+        except webservice.DefinitionError as e:
+            raise errors.ProviderError(str(e), where=str(self._path(endpoint.web_service))) from e
+        self._write(endpoint.web_service, updated)
+
+    # -- history and lock ----------------------------------------------------
+    def record(self, entry: base.HistoryEntry) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+        line = json.dumps(fields | {"metrics": dict(entry.metrics)})
+        with open(self.history_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
+        try:
+            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = base.HistoryEntry(**json.loads(line))
+            except (ValueError, TypeError) as e:
+                raise errors.ProviderError(
+                    f"history line is malformed ({e})", where=f"{self.history_path}:{number}"
+                ) from e
+            if endpoint is None or entry.endpoint == endpoint:
+                yield entry
+
+    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
+        return filelock.hold(self.state_dir / "lock", holder=holder, timeout=timeout)
+
+    # -- files -----------------------------------------------------------
+    def _path(self, web_service: str) -> Path:
+        if not SERVICE_NAME.match(web_service):
+            raise errors.ProviderError(
+                f"web service name {web_service[:80]!r} is not usable as a local file name"
+            )
+        return self.services / f"{web_service}.json"
+
+    def _read(self, web_service: str) -> dict[str, Any] | None:
+        path = self._path(web_service)
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise errors.ProviderError(
+                f"web service definition is unreadable: {e}", where=str(path)
+            ) from e
+        if not isinstance(loaded, dict):
+            raise errors.ProviderError(
+                "web service definition is not a JSON object", where=str(path)
+            )
+        return loaded
+
+    def _write(self, web_service: str, definition: Mapping[str, Any]) -> None:
+        path = self._path(web_service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _digest(compute: Any, what: str) -> str:
+    try:
+        result: str = compute()
+    except OSError as e:
+        raise errors.ProviderError(f"cannot read {what}: {e.strerror}") from e
+    return result
+
+
+def _metrics(scratch: Path, job: base.TrainingJob) -> dict[str, float]:
+    model_file = scratch / store.MODEL_FILE
+    if not model_file.is_file() or model_file.stat().st_size == 0:
+        raise errors.TrainingError(f"trainer {job.trainer.name!r} wrote no model")
+    try:
+        text = (scratch / store.EVALUATION_FILE).read_text(encoding="utf-8")
+        return evaluation.parse(text)
+    except FileNotFoundError:
+        raise errors.TrainingError(
+            f"trainer {job.trainer.name!r} wrote no evaluation output"
+        ) from None
+    except evaluation.EvaluationError as e:
+        raise errors.TrainingError(f"trainer {job.trainer.name!r}: {e}") from e
+
+
+def _last_error(stderr: str) -> str:
+    """The last non-empty line of a trainer's stderr (the exception, for Python)."""
+    lines = [line.strip() for line in stderr[-STDERR_TAIL:].splitlines() if line.strip()]
+    return lines[-1] if lines else "exited with an error and printed nothing"
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

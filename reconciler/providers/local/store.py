@@ -1,0 +1,100 @@
+"""A content-addressed model store on disk.
+
+``models/<fingerprint>/`` holds the trained model (``model.ilearner``, opaque
+bytes: the store never deserialises it), the evaluation output and
+``metadata.json`` (metrics, lineage, time). Entries appear atomically — a job
+trains in a scratch directory that is renamed into place — so a crash never
+leaves a half-written model that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler import errors, model
+
+URI_PREFIX = "local://models/"
+MODEL_FILE = "model.ilearner"
+EVALUATION_FILE = "evaluation.csv"
+METADATA_FILE = "metadata.json"
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+def uri_for(fp: str) -> str:
+    """Where the model with fingerprint ``fp`` lives, as web service definitions name it."""
+    return f"{URI_PREFIX}{fp}/{MODEL_FILE}"
+
+
+class ModelStore:
+    """Models by fingerprint under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, fp: str) -> Path:
+        if not FINGERPRINT.match(fp):
+            raise errors.ProviderError(f"not a model fingerprint: {fp[:80]!r}")
+        return self.root / fp
+
+    def resolve(self, uri: str) -> Path:
+        """The file behind a ``local://models/...`` URI."""
+        if not uri.startswith(URI_PREFIX):
+            raise errors.ProviderError(f"not a local model URI: {uri[:200]}")
+        fp, _, name = uri.removeprefix(URI_PREFIX).partition("/")
+        return self.path(fp) / name
+
+    def get(self, fp: str) -> model.ModelRecord | None:
+        meta = self.path(fp) / METADATA_FILE
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise errors.ProviderError(
+                f"model store entry is unreadable: {e}", where=str(meta)
+            ) from e
+        return _record(fp, data, meta)
+
+    def get_many(self, fps: Iterable[str]) -> dict[str, model.ModelRecord]:
+        found = {fp: self.get(fp) for fp in fps}
+        return {fp: rec for fp, rec in found.items() if rec is not None}
+
+    def scratch(self) -> Path:
+        """A fresh directory for one training job, inside the store's filesystem."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".job-", dir=self.root))
+
+    def commit(self, fp: str, scratch: Path, metadata: Mapping[str, Any]) -> model.ModelRecord:
+        """Publish a finished job's directory as the model ``fp`` (atomic rename)."""
+        (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+        target = self.path(fp)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not (target / METADATA_FILE).is_file():
+                raise
+            shutil.rmtree(scratch, ignore_errors=True)  # a concurrent run stored it first
+        record = self.get(fp)
+        assert record is not None  # just written
+        return record
+
+
+def _record(fp: str, data: Any, where: Path) -> model.ModelRecord:
+    try:
+        metrics = {str(k): float(v) for k, v in data["metrics"].items()}
+        return model.ModelRecord(
+            fingerprint=fp,
+            uri=uri_for(fp),
+            metrics=model.frozen_map(metrics),
+            trained_at=str(data["trained_at"]),
+            lineage=model.frozen_map(data.get("lineage", {})),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise errors.ProviderError(f"model metadata is malformed ({e})", where=str(where)) from e

@@ -1,0 +1,162 @@
+"""Text renderings of plans, apply reports and status, for terminals.
+
+Everything here is formatting: it decides nothing, and it receives values
+already redacted or free of secrets. Colour is optional ANSI, chosen by the
+caller (the CLI knows whether it is talking to a terminal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler import apply, fingerprint, model, plan
+
+_COLOURS = {"green": 32, "yellow": 33, "red": 31, "cyan": 36, "bold": 1, "dim": 2}
+ACTION_COLOUR = {
+    plan.Action.NOOP: "dim",
+    plan.Action.CREATE: "green",
+    plan.Action.RETRAIN: "yellow",
+    plan.Action.UPDATE: "yellow",
+    plan.Action.DRIFT: "red",
+    plan.Action.BLOCKED: "red",
+}
+STATUS_MARK = {
+    apply.Status.APPLIED: ("✓", "green"),
+    apply.Status.UNCHANGED: ("=", "dim"),
+    apply.Status.FAILED: ("✗", "red"),
+    apply.Status.GATE_BLOCKED: ("✗", "red"),
+    apply.Status.BLOCKED: ("✗", "red"),
+}
+UNKNOWN = plan.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Style:
+    colour: bool = False
+
+    def __call__(self, text: str, name: str) -> str:
+        if not self.colour:
+            return text
+        return f"\x1b[{_COLOURS[name]}m{text}\x1b[0m"
+
+
+def plan_text(the_plan: plan.Plan, *, style: Style = Style(), verbose: bool = False) -> str:
+    """The plan for a terminal: one block per change, then a summary line."""
+    if the_plan.is_empty():
+        n = len(the_plan.changes)
+        return f"No changes. {n} endpoint{'s' if n != 1 else ''} serving their desired models.\n"
+    lines: list[str] = []
+    for change in the_plan.changes:
+        if change.action is plan.Action.NOOP and not verbose:
+            continue
+        lines.extend(_change_lines(change, style))
+    lines.append(style(_summary(the_plan), "bold"))
+    return "\n".join(lines) + "\n"
+
+
+def _change_lines(change: plan.Change, style: Style) -> list[str]:
+    colour = ACTION_COLOUR[change.action]
+    head = f"{change.action.symbol} {change.endpoint}"
+    out = [
+        f"{style(head, colour)}  {style(str(change.action), colour)}"
+        f"  (web service {change.web_service})",
+        f"    {change.reason}",
+    ]
+    for _op, path, old, new in change.diff:
+        out.append(f"    {path}: {_show(path, old)} -> {_show(path, new)}")
+    if change.verdict is not None:
+        word = "pass" if change.verdict.passed else "FAIL"
+        out.append(f"    gate: {word}: {change.verdict.reason}")
+    elif change.train and change.action is not plan.Action.BLOCKED:
+        out.append(f"    gate: {UNKNOWN}")
+    out.append("")
+    return out
+
+
+def _show(path: str, value: model.JSON) -> str:
+    if value is None:
+        return "(none)"
+    if path == "fingerprint":
+        return fingerprint.short(str(value))
+    return str(value)
+
+
+def _summary(the_plan: plan.Plan) -> str:
+    counts = dict.fromkeys(plan.Action, 0)
+    for change in the_plan.changes:
+        counts[change.action] += 1
+    jobs = len(the_plan.to_train())
+    parts = [
+        f"{counts[plan.Action.CREATE]} to create",
+        f"{counts[plan.Action.RETRAIN]} to retrain",
+        f"{counts[plan.Action.UPDATE]} to update",
+        f"{counts[plan.Action.DRIFT]} drifted",
+        f"{counts[plan.Action.BLOCKED]} blocked",
+        f"{counts[plan.Action.NOOP]} unchanged",
+    ]
+    return f"Plan: {', '.join(parts)}. Training jobs: {jobs}."
+
+
+def report_text(report: apply.Report, *, style: Style = Style()) -> str:
+    """What apply did, one line per endpoint, then totals."""
+    lines = []
+    for result in report.results:
+        mark, colour = STATUS_MARK[result.status]
+        lines.append(f"{style(mark, colour)} {result.endpoint}: {result.status}: {result.message}")
+    totals = ", ".join(
+        f"{report.count(s)} {s}"
+        for s in apply.Status
+        if report.count(s) or s is apply.Status.FAILED
+    )
+    lines.append("")
+    word = "Apply complete" if report.ok else "Apply finished with failures"
+    lines.append(
+        style(
+            f"{word}: {totals}. Trained {len(report.trained)} model"
+            f"{'s' if len(report.trained) != 1 else ''} in {report.seconds:.1f}s.",
+            "bold" if report.ok else "red",
+        )
+    )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    endpoint: str
+    web_service: str
+    state: str
+    version: str
+    fingerprint: str
+    metrics: Mapping[str, float]
+    deployed: str
+
+
+def status_text(rows: Sequence[StatusRow], metric_names: Iterable[str] = ()) -> str:
+    """A table: per endpoint what it serves, since when, and how good it is."""
+    names = list(metric_names)
+    header = ["ENDPOINT", "WEB SERVICE", "STATE", "VERSION", "MODEL", *names, "DEPLOYED"]
+    table = [header] + [
+        [
+            r.endpoint,
+            r.web_service,
+            r.state,
+            r.version,
+            fingerprint.short(r.fingerprint or None),
+            *[_metric(r.metrics.get(n)) for n in names],
+            r.deployed,
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in table
+        )
+        + "\n"
+    )
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -1,0 +1,29 @@
+"""Run-time settings, built by the CLI from flags (or by tests directly)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    manifest: Path = Path("retrain.yaml")
+    """The manifest to load."""
+    state_dir: Path | None = None
+    """Override the local backend's state directory."""
+    parallelism: int = 0
+    """Jobs and updates at once; 0 means the manifest's setting, else one per CPU."""
+    targets: tuple[str, ...] = ()
+    """Only these endpoints (empty: all)."""
+    excludes: tuple[str, ...] = ()
+    """Never these endpoints."""
+    lock_timeout: float = 0.0
+    """Seconds an apply waits for another apply's lock."""
+    actor: str = ""
+    """Who is applying, for the history (the CLI fills in the user or CI actor)."""
+
+    def workers(self, declared: int | None = None) -> int:
+        """How many jobs at once: the flag, else the manifest, else one per CPU."""
+        return self.parallelism or declared or os.cpu_count() or 1

@@ -1,0 +1,107 @@
+"""Backends under contract test. Each harness gives a provider plus the few
+backend-specific powers a test needs (an out-of-band edit, a raw read)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import fingerprint, model
+from reconciler.providers import base, webservice
+from reconciler.providers.local import provider as local
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+ASSET = "Bike Demand [trained model]"
+
+
+@dataclass
+class Harness:
+    provider: base.Provider
+    workdir: Path
+    raw: Callable[[str], dict[str, Any] | None]
+    edit: Callable[[str, Callable[[dict[str, Any]], None]], None]
+
+    def data(self, name: str, rows: list[float]) -> str:
+        path = self.workdir / name
+        path.write_text("y\n" + "".join(f"{v}\n" for v in rows))
+        return str(path)
+
+    def endpoint(
+        self,
+        name: str,
+        *,
+        data: str,
+        parameters: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> model.Endpoint:
+        trainer = model.Trainer(
+            "tiny",
+            f"{self.workdir / 'tiny.py'}:train",
+            (str(self.workdir / "tiny.py"),),
+            secrets=model.frozen_map(
+                {k: model.Secret(f"env:{k}", v) for k, v in (secrets or {}).items()}
+            ),
+            timeout_seconds=60,
+        )
+        return model.Endpoint(
+            name=name,
+            web_service=f"ws-{name}",
+            asset=ASSET,
+            version="1",
+            trainer=trainer,
+            inputs=model.frozen_map({"data": data}),
+            parameters=model.frozen_map(parameters or {}),
+            gate=None,
+            definition=str(self.workdir / "webservice.json"),
+            source=model.Source("test"),
+        )
+
+    def job(self, ep: model.Endpoint) -> base.TrainingJob:
+        digest = {"data": self.provider.input_digest(ep.inputs["data"])}
+        fp = fingerprint.combine(
+            trainer_digest=self.provider.trainer_digest(ep.trainer),
+            input_digests=digest,
+            parameters=ep.parameters,
+        )
+        return base.TrainingJob(
+            fp, ep.trainer, ep.inputs, ep.parameters, {"inputs": digest}, (ep.name,), ep.version
+        )
+
+
+def _local(tmp_path: Path) -> Harness:
+    state = tmp_path / "state"
+    prov = local.LocalProvider(state_dir=state, workdir=tmp_path)
+
+    def raw(ws: str) -> dict[str, Any] | None:
+        return prov.definition(ws)
+
+    def edit(ws: str, change: Callable[[dict[str, Any]], None]) -> None:
+        path = state / "webservices" / f"{ws}.json"
+        doc = json.loads(path.read_text())
+        change(doc)
+        path.write_text(json.dumps(doc, indent=2))
+
+    return Harness(prov, tmp_path, raw, edit)
+
+
+BACKENDS: dict[str, Callable[[Path], Harness]] = {"local": _local}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    shutil.copy(HERE / "trainers" / "tiny.py", tmp_path / "tiny.py")
+    shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", tmp_path / "webservice.json")
+    yield BACKENDS[request.param](tmp_path)
+
+
+def asset_uri(definition: dict[str, Any]) -> str:
+    asset_id = webservice.find_asset(definition, ASSET)
+    assert asset_id is not None
+    return str(webservice.get(definition, "properties", "assets", asset_id, "locationInfo", "uri"))

@@ -1,0 +1,182 @@
+"""Manifest loading: every problem at once, each with file, line and JSON pointer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler import errors, manifest
+
+TRAINER = "def train(*, inputs, parameters, model_path, evaluation_path):\n    pass\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "train.py").write_text(TRAINER)
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n2\n")
+    path = tmp_path / "retrain.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+apiVersion: retrain/v1
+backend: {kind: local}
+trainers:
+  t:
+    entrypoint: train.py:train
+    parameters: {alpha: 1}
+defaults:
+  trainer: t
+  asset: M [trained model]
+  version: "1"
+  gate: {metric: r2, minimum: 0.5}
+endpoints:
+  - forEach: [{x: a}, {x: b}]
+    name: ep-${each.x}
+    webService: ws-${each.x}
+    inputs: {data: "${each.x}.csv"}
+  - name: solo
+    webService: ws-solo
+    inputs: {data: a.csv}
+    parameters: {alpha: 2}
+    gate: {metric: rmse, higherIsBetter: false}
+"""
+
+
+def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(errors.ManifestError) as info:
+        manifest.load(write(tmp_path, text), env=env or {})
+    return info.value.problems
+
+
+def test_for_each_expands_one_endpoint_per_item_with_defaults_merged(tmp_path: Path) -> None:
+    loaded = manifest.load(write(tmp_path, GOOD), env={})
+    assert [ep.name for ep in loaded.endpoints] == ["ep-a", "ep-b", "solo"]
+    a, b, solo = loaded.endpoints
+    assert (a.web_service, b.web_service) == ("ws-a", "ws-b")
+    assert a.inputs["data"] == str(tmp_path / "a.csv")
+    assert a.gate is not None and a.gate.minimum == 0.5
+    assert solo.gate is not None and solo.gate.metric == "rmse"
+    assert solo.gate.higher_is_better is False
+    assert dict(solo.parameters) == {"alpha": 2}
+    assert dict(a.parameters) == {"alpha": 1}
+    assert a.source.line == 13
+
+
+def test_every_violation_is_reported_at_once_with_line_and_pointer(tmp_path: Path) -> None:
+    text = GOOD.replace("backend: {kind: local}", "backend: {kind: local, colour: red}")
+    text = text.replace(
+        "    parameters: {alpha: 2}\n", "    parameters: {alpha: 2}\n    extra: 1\n"
+    )
+    text = text.replace("minimum: 0.5", "minimum: high")
+    found = problems(tmp_path, text)
+    assert len(found) == 3, found
+    joined = "\n".join(found)
+    assert "retrain.yaml:2: /backend: unknown key: 'colour'" in joined
+    assert "retrain.yaml:11: /defaults/gate/minimum: 'high' is not of type 'number'" in joined
+    assert "/endpoints/1: unknown key: 'extra'" in joined
+
+
+def test_duplicate_endpoint_names_are_refused(tmp_path: Path) -> None:
+    text = GOOD.replace("name: solo", "name: ep-a")
+    found = problems(tmp_path, text)
+    assert any("duplicate endpoint name 'ep-a'" in p and ":17:" in p for p in found), found
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("  - name: solo\n", "  - name: solo\n    name: x\n"))
+    assert found == [f"{tmp_path / 'retrain.yaml'}:18: duplicate key 'name'"]
+
+
+def test_missing_trainer_and_files_are_errors_even_when_schema_valid(tmp_path: Path) -> None:
+    text = GOOD.replace("inputs: {data: a.csv}", "inputs: {data: nope.csv}")
+    text = text.replace("  trainer: t\n", "  trainer: other\n")
+    found = problems(tmp_path, text)
+    joined = "\n".join(found)
+    assert "/endpoints/0/trainer: no trainer named 'other' (declared: t)" in joined
+    assert "/endpoints/1/inputs/data: file not found: nope.csv" in joined
+
+
+def test_entrypoint_must_define_the_function(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("train.py:train", "train.py:fit"))
+    assert any("/trainers/t/entrypoint: train.py defines no function 'fit'" in p for p in found)
+
+
+def test_env_references_resolve_and_missing_variables_are_located(tmp_path: Path) -> None:
+    text = GOOD.replace('version: "1"', 'version: "${env:MODEL_VERSION}"')
+    loaded = manifest.load(write(tmp_path, text), env={"MODEL_VERSION": "7"})
+    assert {ep.version for ep in loaded.endpoints} == {"7"}
+    found = problems(tmp_path, text)
+    assert any("environment variable MODEL_VERSION is not set" in p for p in found), found
+
+
+def test_secrets_are_resolved_by_reference_and_never_printed(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    parameters: {alpha: 1}\n",
+        "    parameters: {alpha: 1}\n    secrets: {TOKEN: '${env:TOK}'}\n",
+    )
+    loaded = manifest.load(write(tmp_path, text), env={"TOK": "s3cr3t-value"})
+    secret = loaded.trainers["t"].secrets["TOKEN"]
+    assert secret.reveal() == "s3cr3t-value"
+    assert "s3cr3t" not in repr(secret) and "s3cr3t" not in str(loaded)
+
+
+def test_a_literal_secret_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "    parameters: {alpha: 1}\n",
+        "    parameters: {alpha: 1}\n    secrets: {TOKEN: hunter22}\n",
+    )
+    found = problems(tmp_path, text)
+    assert len(found) == 1
+    assert "/trainers/t/secrets/TOKEN: secret values must be written as ${env:NAME}" in found[0]
+    assert "hunter22" not in found[0]
+
+
+def test_each_reference_without_for_each_is_an_error(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("webService: ws-solo", "webService: ws-${each.x}"))
+    assert any("/endpoints/1: ${each.x} used without forEach" in p for p in found), found
+
+
+def test_for_each_item_missing_a_key_is_located(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("[{x: a}, {x: b}]", "[{x: a}, {y: b}]"))
+    assert any("/endpoints/0/forEach/1: item has no key 'x'" in p for p in found), found
+
+
+def test_two_endpoints_on_one_web_service_asset_are_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("webService: ws-solo", "webService: ws-a"))
+    assert any("targets the same web service asset as 'ep-a'" in p for p in found), found
+
+
+def test_required_fields_are_checked_after_defaults(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace('  version: "1"\n', ""))
+    assert sum("'version' is a required property" in p for p in found) == 3, found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "/: None is not of type 'object'"),
+        ("a: [1\n", "invalid YAML"),
+        ("apiVersion: retrain/v2\n", "/apiVersion: 'retrain/v1' was expected"),
+    ],
+)
+def test_malformed_documents_fail_with_a_located_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert any(expected in p for p in found), found
+    assert all(p.startswith(str(tmp_path / "retrain.yaml")) for p in found)
+
+
+def test_a_missing_manifest_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.ManifestError, match="cannot read manifest"):
+        manifest.load(tmp_path / "absent.yaml", env={})
+
+
+def test_the_shipped_example_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    loaded = manifest.load(root / "retrain.yaml.example", env={})
+    assert len(loaded.endpoints) >= 3
+    assert len({ep.trainer.name for ep in loaded.endpoints}) == 1
