@@ -78,7 +78,7 @@ def execute(
     """Apply every change of ``the_plan``; ``targets`` are the manifest's, by endpoint name."""
     started = time.monotonic()
     jobs = training_jobs(the_plan, targets)
-    trained, failed = _train_all(jobs, provider, parallelism, progress)
+    trained, failed = train_models(jobs, provider, parallelism, progress)
     context = _Context(the_plan, targets, provider, trained, failed, actor, progress)
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         results = tuple(pool.map(context.act, the_plan.changes))
@@ -111,13 +111,19 @@ def training_jobs(
     return tuple(jobs)
 
 
-def _train_all(
+def train_models(
     jobs: Sequence[base.TrainingJob], provider: base.Provider, parallelism: int, progress: Progress
 ) -> tuple[dict[str, model.ModelRecord], dict[str, str]]:
-    trained: dict[str, model.ModelRecord] = {}
+    """Run the jobs, independent ones in parallel; a model already stored is reused, not
+    retrained (a plan made before another run trained it, or ``plan --train``).
+    Returns the records by fingerprint, and the failures' reasons."""
     failed: dict[str, str] = {}
     if not jobs:
-        return trained, failed
+        return {}, failed
+    trained = dict(provider.models([job.fingerprint for job in jobs]))
+    for fp in trained:
+        progress(f"model {fingerprint.short(fp)} is already trained; reusing it")
+    jobs = [job for job in jobs if job.fingerprint not in trained]
 
     def run(numbered: tuple[int, base.TrainingJob]) -> None:
         number, job = numbered

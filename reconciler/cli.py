@@ -9,7 +9,6 @@ their own environment. Expected errors print one line, ``Error: what
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
 import traceback
@@ -20,7 +19,17 @@ from typing import Any
 
 import click
 
-from reconciler import __version__, engine, errors, planfile, redact, render, settings
+from reconciler import (
+    __version__,
+    apply,
+    engine,
+    errors,
+    markdown,
+    planfile,
+    redact,
+    render,
+    settings,
+)
 from reconciler import plan as planning
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -91,6 +100,7 @@ def cli(env: Env, show_traceback: bool, no_color: bool) -> None:
     retrain apply               train what is needed, gate it, update web services
     retrain status              what each endpoint serves now
     retrain history             what served what, when
+    retrain force-unlock ID     release a stuck apply lock
 
     Exit codes: 0 success, 1 error, 2 plan has changes (with --detailed-exitcode).
     """
@@ -110,11 +120,11 @@ def _user() -> str:
         return "unknown"
 
 
-def _session(env: Env, config: settings.Settings) -> engine.Session:
+def _session(env: Env, config: settings.Settings, *, warn: bool = True) -> engine.Session:
     session = engine.open_session(config, env=env.vars)
     secrets = [s.reveal() for t in session.manifest.trainers.values() for s in t.secrets.values()]
     env.redactor = env.redactor.extend(secrets)
-    if config.targets or config.excludes:
+    if warn and (config.targets or config.excludes):
         env.err(
             "Warning: --target/--exclude in effect: the plan covers only "
             f"{', '.join(ep.name for ep in session.endpoints) or 'no endpoints'}."
@@ -146,17 +156,38 @@ def validate(env: Env, manifest: Path, state_dir: Path | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (markdown: for a pull-request comment).",
 )
 @click.option(
     "-o",
     "--out",
+    "-out",
     "out",
     type=click.Path(path_type=Path),
-    help="Also write the JSON plan to this file.",
+    help="Save the JSON plan to this file, for 'retrain apply FILE'.",
+)
+@click.option(
+    "--train",
+    is_flag=True,
+    help="Train the models the plan needs now and show their metrics and gate "
+    "verdicts; a later apply reuses them.",
+)
+@click.option(
+    "--artifact",
+    default="the plan artifact",
+    show_default=True,
+    help="Markdown: where readers find the full plan when the comment is cut.",
+)
+@click.option(
+    "--markdown-parts",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Markdown: split into at most this many comments (each under 65,536 "
+    "characters), separated by a '<!-- retrain-plan-split -->' line.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")
 @click.pass_obj
@@ -169,18 +200,29 @@ def plan(
     detailed_exitcode: bool,
     fmt: str,
     out: Path | None,
+    train: bool,
+    artifact: str,
+    markdown_parts: int,
     verbose: bool,
 ) -> None:
-    """Show what apply would do to each endpoint, and why. Changes nothing."""
+    """Show what apply would do to each endpoint, and why. Changes no web service."""
     config = _settings(
         env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
     )
-    the_plan = engine.make_plan(_session(env, config))
-    data = json.dumps(planfile.to_dict(the_plan), indent=2) + "\n"
+    session = _session(env, config)
+    if train:
+        the_plan, failed = engine.plan_with_training(session, progress=env.err)
+        for fp, reason in failed.items():
+            env.err(f"Warning: training model {fp[:12]} failed: {reason}")
+    else:
+        the_plan = engine.make_plan(session)
     if out is not None:
-        out.write_text(env.redactor(data), encoding="utf-8")
+        out.write_text(env.redactor(planfile.dumps(the_plan)), encoding="utf-8")
     if fmt == "json":
-        env.out(data)
+        env.out(planfile.dumps(the_plan))
+    elif fmt == "markdown":
+        parts = markdown.render(the_plan, artifact=artifact, max_parts=markdown_parts)
+        env.out(markdown.SPLIT.join(parts))
     else:
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
     if detailed_exitcode and not the_plan.is_empty():
@@ -190,6 +232,9 @@ def plan(
 @cli.command(name="apply")
 @manifest_option
 @selection_options
+@click.argument(
+    "planfile_path", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path)
+)
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
     "--parallelism",
@@ -211,26 +256,49 @@ def apply_cmd(
     state_dir: Path | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
+    planfile_path: Path | None,
     auto_approve: bool,
     parallelism: int | None,
     lock_timeout: float,
 ) -> None:
-    """Train what is needed, gate it, and point each web service at its model."""
-    if not auto_approve and not env.interactive:
+    """Train what is needed, gate it, and point each web service at its model.
+
+    With PLANFILE (from 'retrain plan -out'), apply exactly that reviewed plan and
+    nothing else, without a prompt; it is refused if the manifest, a model's inputs
+    or any endpoint's live state moved since it was made.
+    """
+    if planfile_path is not None and (target or exclude):
+        raise click.UsageError(
+            "--target/--exclude cannot be combined with a saved plan; "
+            "select endpoints when planning"
+        )
+    if planfile_path is None and not auto_approve and not env.interactive:
         raise errors.ConfirmationError(
             "apply needs confirmation: run it in a terminal, or pass --auto-approve"
         )
+    saved = planfile.load(planfile_path) if planfile_path is not None else None
     config = _settings(
         env,
         manifest=manifest,
         state_dir=state_dir,
-        targets=target,
+        targets=saved.targets if saved else target,
         excludes=exclude,
         parallelism=parallelism or 0,
         lock_timeout=lock_timeout,
     )
-    session = _session(env, config)
+    session = _session(env, config, warn=saved is None)
+    if saved is not None:
+        report: apply.Report | None = engine.run_saved(session, saved, progress=env.err)
+    else:
+        report = _apply_fresh(env, session, auto_approve=auto_approve)
+    if report is None:
+        return
+    env.out("\n" + render.report_text(report, style=env.style()))
+    if not report.ok:
+        raise SystemExit(errors.ExitStatus.ERROR)
 
+
+def _apply_fresh(env: Env, session: engine.Session, *, auto_approve: bool) -> apply.Report | None:
     def confirm(the_plan: planning.Plan) -> bool:
         env.out(render.plan_text(the_plan, style=env.style()))
         if auto_approve:
@@ -247,10 +315,21 @@ def apply_cmd(
             if the_plan.is_empty()
             else "Apply cancelled.\n"
         )
-        return
-    env.out("\n" + render.report_text(report, style=env.style()))
-    if not report.ok:
-        raise SystemExit(errors.ExitStatus.ERROR)
+    return report
+
+
+@cli.command(name="force-unlock")
+@manifest_option
+@click.argument("lock_id")
+@click.pass_obj
+def force_unlock(env: Env, manifest: Path, state_dir: Path | None, lock_id: str) -> None:
+    """Release the apply lock held under LOCK_ID (a blocked apply shows the ID).
+
+    Only for a lock whose holder is gone or stuck: two applies at once can interleave.
+    """
+    session = _session(env, _settings(env, manifest=manifest, state_dir=state_dir))
+    holder = session.provider.force_unlock(lock_id)
+    env.out(f"Released the lock held by {holder}.\n")
 
 
 @cli.command()

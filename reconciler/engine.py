@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reconciler import (
     apply,
+    diff,
     errors,
     fingerprint,
     manifest,
@@ -125,7 +126,81 @@ def make_plan(session: Session) -> plan.Plan:
         manifest_digest=session.manifest.digest,
         backend=session.manifest.backend.kind,
         selected=selected,
+        manifest=Path(session.manifest.path).name,
     )
+
+
+def plan_with_training(
+    session: Session, *, progress: apply.Progress = lambda _line: None
+) -> tuple[plan.Plan, Mapping[str, str]]:
+    """``plan --train``: train what the plan needs, then plan again with the
+    challengers' metrics and gate verdicts known. Models are content-addressed,
+    so a later apply finds them and only updates references. Returns the plan
+    and the training failures (fingerprint → reason)."""
+    first = make_plan(session)
+    jobs = apply.training_jobs(first, {t.name: t for t in session.targets()})
+    if not jobs:
+        return first, {}
+    _trained, failed = apply.train_models(jobs, session.provider, session.parallelism, progress)
+    return make_plan(session), failed
+
+
+def run_saved(
+    session: Session,
+    saved: plan.Plan,
+    *,
+    progress: apply.Progress = lambda _line: None,
+) -> apply.Report:
+    """Apply a saved plan exactly, after proving the world has not moved since it was made."""
+    with session.provider.lock(session.settings.actor or "retrain", session.settings.lock_timeout):
+        stale = staleness(session, saved)
+        if stale:
+            raise errors.StalePlanError(
+                f"plan is stale, make a new one: {'; '.join(stale)}",
+                where=saved.manifest or None,
+            )
+        targets = {t.name: t for t in session.targets()}
+        return apply.execute(
+            saved,
+            targets,
+            session.provider,
+            parallelism=session.parallelism,
+            actor=session.settings.actor,
+            progress=progress,
+        )
+
+
+def staleness(session: Session, saved: plan.Plan) -> list[str]:
+    """Why ``saved`` no longer describes the world, one reason per endpoint (empty: fresh)."""
+    if saved.backend != session.manifest.backend.kind:
+        return [
+            f"it is for the {saved.backend!r} backend, the manifest uses "
+            f"{session.manifest.backend.kind!r}"
+        ]
+    if saved.manifest_digest != session.manifest.digest:
+        return [
+            f"the manifest changed since the plan was made (plan "
+            f"{saved.manifest_digest[:12]}, now {session.manifest.digest[:12]})"
+        ]
+    targets = {t.name: t for t in session.targets()}
+    services = session.provider.observe(session.endpoints)
+    reasons = []
+    for change in saved.changes:
+        target = targets.get(change.endpoint)
+        if target is None:
+            reasons.append(f"{change.endpoint}: not in the manifest's selection")
+            continue
+        svc = services.get(change.endpoint)
+        revision = None if svc is None else svc.revision
+        if revision != change.revision:
+            reasons.append(f"{change.endpoint}: live state changed ({_moved(change, svc)})")
+        elif (change.after or {}).get("fingerprint") != target.fingerprint:
+            reasons.append(
+                f"{change.endpoint}: model inputs changed (fingerprint "
+                f"{fingerprint.short(target.fingerprint)}, plan "
+                f"{fingerprint.short((change.after or {}).get('fingerprint'))})"
+            )
+    return reasons
 
 
 def run_apply(
@@ -177,6 +252,17 @@ def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:
         )
     metrics = list(dict.fromkeys(ep.gate.metric for ep in session.endpoints if ep.gate))
     return rows, metrics
+
+
+def _moved(change: plan.Change, svc: model.ServiceState | None) -> str:
+    """What moved in the live state since the plan, in owned-field terms."""
+    if svc is None:
+        return "the web service was deleted"
+    if change.before is None:
+        return "the web service was created"
+    moved = diff.diff(change.before, plan.essence(svc), plan.SCOPE)
+    shown = [f"{path}: {old} -> {new}" for _op, path, old, new in moved]
+    return "; ".join(shown) or "ownership tags changed"
 
 
 def _state(change: plan.Change, svc: model.ServiceState | None) -> str:

@@ -85,12 +85,17 @@ class Plan:
     backend: str = ""
     format_version: str = FORMAT_VERSION
     targets: tuple[str, ...] = field(default=())
+    manifest: str = ""
 
     def is_empty(self) -> bool:
         return not any(c.action is not Action.NOOP for c in self.changes)
 
     def mutating(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action in MUTATING)
+
+    def mutating_or_blocked(self) -> tuple[Change, ...]:
+        """Everything a reviewer must look at: changes, and what cannot change."""
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
 
     def to_train(self) -> tuple[str, ...]:
         """Distinct fingerprints to train, first-needed first: one job each."""
@@ -123,10 +128,11 @@ def make_plan(
     manifest_digest: str = "",
     backend: str = "",
     selected: tuple[str, ...] = (),
+    manifest: str = "",
 ) -> Plan:
     """Decide one change per target. No I/O."""
     changes = tuple(_decide(t, observed) for t in targets)
-    return Plan(changes, manifest_digest, backend, targets=selected)
+    return Plan(changes, manifest_digest, backend, targets=selected, manifest=manifest)
 
 
 def _in_sync(target: model.Target, svc: model.ServiceState) -> bool:

@@ -2,29 +2,46 @@
 
 Shaped after Terraform's JSON plan: ``format_version``, the manifest digest
 the plan was made from, and per endpoint its ``address``, ``action``,
-``reason``, ``before``/``after``, the live-state ``revision`` it was planned
-against, and ``after_unknown`` for values known only after training.
+``reason``, ``before``/``after``, the live-state revision it was planned
+against (``prior_revision``), and ``after_unknown`` for values known only
+after training. A ``checksum`` over the rest makes a hand-edited or corrupted
+file fail loudly instead of applying something nobody reviewed. The format is
+specified by ``schemas/plan.schema.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from reconciler import fingerprint, plan
+import jsonschema
+
+from reconciler import errors, fingerprint, gate, model, plan
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "plan.schema.json"
+MAX_PLAN_BYTES = 64 << 20  # 64 MiB: far above any real fleet's plan; refuses garbage early
 
 
 def to_dict(the_plan: plan.Plan) -> dict[str, Any]:
-    """The plan as JSON-ready data (secrets never reach a plan: it holds no secret fields)."""
-    changes = [_change(c) for c in the_plan.changes]
-    return {
+    """The plan as JSON-ready data, with its checksum (a plan holds no secret values)."""
+    body = {
         "format_version": the_plan.format_version,
         "backend": the_plan.backend,
+        "manifest": the_plan.manifest,
         "manifest_digest": the_plan.manifest_digest,
         "targets": list(the_plan.targets),
         "summary": summary(the_plan),
         "training_jobs": list(the_plan.to_train()),
-        "changes": changes,
+        "changes": [_change(c) for c in the_plan.changes],
     }
+    return body | {"checksum": _checksum(body)}
+
+
+def dumps(the_plan: plan.Plan) -> str:
+    return json.dumps(to_dict(the_plan), indent=2) + "\n"
 
 
 def summary(the_plan: plan.Plan) -> dict[str, int]:
@@ -33,6 +50,61 @@ def summary(the_plan: plan.Plan) -> dict[str, int]:
     for change in the_plan.changes:
         counts[str(change.action)] += 1
     return counts
+
+
+def load(path: Path) -> plan.Plan:
+    """Read a saved plan; any damage is a ``PlanFileError`` naming the file."""
+    where = str(path)
+    try:
+        if path.stat().st_size > MAX_PLAN_BYTES:
+            raise errors.PlanFileError("plan file is too large to be a plan", where=where)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise errors.PlanFileError(f"cannot read plan file: {e.strerror}", where=where) from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise errors.PlanFileError(
+            f"plan file is not valid JSON (truncated?): {e}", where=where
+        ) from e
+    return from_dict(data, where=where)
+
+
+def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
+    """Rebuild a ``Plan``; refuses other format versions, schema violations and bad checksums."""
+    if isinstance(data, dict) and data.get("format_version") not in (None, plan.FORMAT_VERSION):
+        raise errors.PlanFileError(
+            f"plan format version {str(data['format_version'])[:20]!r} is not supported "
+            f"(this retrain reads {plan.FORMAT_VERSION!r})",
+            where=where,
+        )
+    problem = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if problem is not None:
+        at = "/" + "/".join(str(p) for p in problem.absolute_path)
+        raise errors.PlanFileError(
+            f"plan file is malformed at {at}: {problem.message[:200]}", where=where
+        )
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    if _checksum(body) != data["checksum"]:
+        raise errors.PlanFileError(
+            "plan file was modified after it was written (checksum mismatch); make a new plan",
+            where=where,
+        )
+    changes = tuple(_from_change(c) for c in data["changes"])
+    return plan.Plan(
+        changes,
+        data["manifest_digest"],
+        data["backend"],
+        targets=tuple(data["targets"]),
+        manifest=data["manifest"],
+    )
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _checksum(body: dict[str, Any]) -> str:
+    return hashlib.sha256(fingerprint.canonical_json(body).encode()).hexdigest()
 
 
 def _change(change: plan.Change) -> dict[str, Any]:
@@ -49,7 +121,6 @@ def _change(change: plan.Change) -> dict[str, Any]:
         "after_unknown": unknown,
         "diff": [list(d) for d in change.diff],
         "train": change.train,
-        "train_short": fingerprint.short(change.train) if change.train else None,
         "prior_revision": change.revision,
         "gate": None
         if verdict is None
@@ -63,3 +134,25 @@ def _change(change: plan.Change) -> dict[str, Any]:
         "challenger_metrics": None if change.challenger is None else dict(change.challenger),
         "champion_metrics": None if change.champion is None else dict(change.champion),
     }
+
+
+def _from_change(data: dict[str, Any]) -> plan.Change:
+    verdict = data["gate"]
+    return plan.Change(
+        action=plan.Action(data["action"]),
+        endpoint=data["address"],
+        web_service=data["web_service"],
+        reason=data["reason"],
+        before=_frozen(data["before"]),
+        after=_frozen(data["after"]),
+        diff=tuple((str(d[0]), str(d[1]), d[2], d[3]) for d in data["diff"]),
+        train=data["train"],
+        revision=data["prior_revision"],
+        verdict=None if verdict is None else gate.Verdict(**verdict),
+        challenger=_frozen(data["challenger_metrics"]),
+        champion=_frozen(data["champion_metrics"]),
+    )
+
+
+def _frozen(value: dict[str, Any] | None) -> Any:
+    return None if value is None else model.frozen_map(value)

@@ -96,3 +96,7 @@ class Provider(Protocol):
     def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
         """Hold the backend's apply lock; raise ``errors.LockError`` after ``timeout`` s."""
         ...
+
+    def force_unlock(self, lock_id: str) -> str:
+        """Release the lock held under ``lock_id``, whoever holds it; describe who did."""
+        ...

@@ -1,8 +1,11 @@
-"""An inter-process lock on a file, with a visible holder.
+"""The local backend's apply lock: a lock file with a visible holder and an ID.
 
-``fcntl.flock`` is released by the kernel when the holder dies, so a crashed
-apply never leaves a stale lock behind. The holder's description (who, pid,
-since when) is written into the file so a blocked apply can name it.
+The lock is a JSON file naming its holder (who, pid, host, since, lock ID).
+Checking and taking it happens under a short ``flock`` on a guard file, so two
+processes never both take it. A lock whose holder process has died on this
+host is stale and is taken over; any other lock can be released deliberately
+with ``retrain force-unlock LOCK_ID`` (the ID keeps a careless unlock from
+releasing someone else's newer lock).
 """
 
 from __future__ import annotations
@@ -14,63 +17,126 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from reconciler import errors
 
-POLL_SECONDS = 0.2  # how often a waiting apply retries the lock
-
-
-def describe(path: Path) -> str:
-    """Who holds the lock at ``path``, for messages: "alice (pid 42 on host) for 12s"."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        return "an unknown holder"
-    since = info.get("since")
-    age = ""
-    if since:
-        seconds = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(since)
-        age = f", held for {int(seconds.total_seconds())}s since {since}"
-    return f"{info.get('holder', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}{age})"
+POLL_SECONDS = 0.2  # how often a waiting apply looks at the lock again
 
 
 @contextlib.contextmanager
-def hold(path: Path, *, holder: str, timeout: float) -> Iterator[None]:
-    """Hold the lock; wait up to ``timeout`` seconds, then raise ``LockError`` naming the holder."""
+def _guard(path: Path) -> Iterator[None]:
+    """Serialise lock-file inspection between processes (held for microseconds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path.with_name(path.name + ".guard"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, path, timeout)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The current holder's record, or None when unlocked."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"id": "?", "holder": "an unreadable lock file"}
+    return info if isinstance(info, dict) else {"id": "?", "holder": "an unreadable lock file"}
+
+
+def describe(info: dict[str, Any]) -> str:
+    """ "alice (pid 42 on host, for 12s since ..., lock ID ...)"."""
+    age = ""
+    since = info.get("since")
+    if isinstance(since, str):
+        seconds = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(since)).total_seconds()
+        age = f", for {int(seconds)}s since {since}"
+    return (
+        f"{info.get('holder', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}"
+        f"{age}, lock ID {info.get('id', '?')})"
+    )
+
+
+def _stale(info: dict[str, Any]) -> bool:
+    """Held by a process on this host that no longer exists."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _try_take(path: Path, holder: str) -> tuple[str | None, dict[str, Any] | None]:
+    """(my lock ID, None) when taken; (None, holder's record) when someone else holds it."""
+    with _guard(path):
+        current = read(path)
+        if current is not None and not _stale(current):
+            return None, current
+        lock_id = str(uuid.uuid4())
         info = {
+            "id": lock_id,
             "holder": holder,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        tmp = path.with_name(f".{path.name}.{lock_id}")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, path)
+        return lock_id, None
 
 
-def _acquire(fd: int, path: Path, timeout: float) -> None:
+@contextlib.contextmanager
+def hold(path: Path, *, holder: str, timeout: float) -> Iterator[None]:
+    """Hold the lock; wait up to ``timeout`` seconds, then raise ``LockError`` naming the holder."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise errors.LockError(
-                    f"state is locked by {describe(path)}; waited {timeout:g}s "
-                    "(raise --lock-timeout, or wait for it to finish)",
-                    where=str(path),
-                ) from None
-            time.sleep(POLL_SECONDS)
+        lock_id, current = _try_take(path, holder)
+        if lock_id is not None:
+            break
+        if time.monotonic() >= deadline:
+            raise errors.LockError(
+                f"state is locked by {describe(current or {})}; waited {timeout:g}s "
+                "(wait for it, raise --lock-timeout, or release it with "
+                f"'retrain force-unlock {(current or {}).get('id', '?')}')",
+                where=str(path),
+            )
+        time.sleep(POLL_SECONDS)
+    try:
+        yield
+    finally:
+        release(path, lock_id)
+
+
+def release(path: Path, lock_id: str) -> bool:
+    """Remove the lock if ``lock_id`` holds it; False when it does not."""
+    with _guard(path):
+        current = read(path)
+        if current is None or current.get("id") != lock_id:
+            return False
+        path.unlink()
+        return True
+
+
+def force_unlock(path: Path, lock_id: str) -> dict[str, Any]:
+    """Release the lock held under ``lock_id`` whoever holds it; returns the holder's record."""
+    current = read(path)
+    if current is None:
+        raise errors.LockError("state is not locked", where=str(path))
+    if not release(path, lock_id):
+        raise errors.LockError(
+            f"lock ID {lock_id} does not hold the lock; it is held by {describe(current)}",
+            where=str(path),
+        )
+    return current

@@ -204,6 +204,10 @@ class LocalProvider:
     def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
         return filelock.hold(self.state_dir / "lock", holder=holder, timeout=timeout)
 
+    def force_unlock(self, lock_id: str) -> str:
+        holder = filelock.force_unlock(self.state_dir / "lock", lock_id)
+        return filelock.describe(holder)
+
     # -- files -----------------------------------------------------------
     def _path(self, web_service: str) -> Path:
         if not SERVICE_NAME.match(web_service):

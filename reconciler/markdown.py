@@ -1,0 +1,161 @@
+"""The plan as a pull-request comment.
+
+Summary first (counts, then one row per changed endpoint), per-endpoint
+details folded, challenger-vs-champion metric deltas in a table. A stable
+HTML marker lets CI find and update its own comment instead of adding a new
+one each push. GitHub refuses comments over 65,536 characters, so the output
+is split into parts under a limit, and past the last allowed part it is
+truncated with a pointer to the full plan artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler import fingerprint, plan, planfile
+
+GITHUB_LIMIT = 65_536  # characters in one GitHub issue/PR comment
+SAFETY = 512  # room kept for the continuation header and truncation note
+MARKER = "<!-- retrain-plan: {name} -->"
+SPLIT = "\n<!-- retrain-plan-split -->\n"
+ICONS = {
+    plan.Action.NOOP: "",
+    plan.Action.CREATE: "🟢",
+    plan.Action.RETRAIN: "🟡",
+    plan.Action.UPDATE: "🔵",
+    plan.Action.DRIFT: "🟠",
+    plan.Action.BLOCKED: "🔴",
+}
+
+
+def render(
+    the_plan: plan.Plan,
+    *,
+    name: str = "",
+    artifact: str = "the plan artifact",
+    limit: int = GITHUB_LIMIT,
+    max_parts: int = 1,
+) -> list[str]:
+    """The comment in parts, each under ``limit`` characters."""
+    marker = MARKER.format(name=name or the_plan.manifest or "retrain")
+    head = [marker, _title(the_plan), "", _facts(the_plan), ""]
+    if the_plan.is_empty():
+        return ["\n".join([*head, "No changes. Every endpoint serves its desired model.", ""])]
+    blocks = [_table(the_plan)] + [_details(c) for c in the_plan.mutating_or_blocked()]
+    return _pack(
+        "\n".join(head), blocks, marker=marker, artifact=artifact, limit=limit, max_parts=max_parts
+    )
+
+
+def _title(the_plan: plan.Plan) -> str:
+    counts = planfile.summary(the_plan)
+    parts = [f"{n} {action}" for action, n in counts.items() if n and action != "no-op"]
+    return f"### retrain plan: {', '.join(parts)}"
+
+
+def _facts(the_plan: plan.Plan) -> str:
+    unchanged = planfile.summary(the_plan)[str(plan.Action.NOOP)]
+    return (
+        f"**Backend** `{the_plan.backend}` · **Manifest** `{the_plan.manifest}` "
+        f"(`{the_plan.manifest_digest[:12]}`) · **Training jobs** "
+        f"{len(the_plan.to_train())} · **Unchanged** {unchanged}"
+    )
+
+
+def _table(the_plan: plan.Plan) -> str:
+    rows = ["| | endpoint | action | model | gate |", "|---|---|---|---|---|"]
+    for c in the_plan.mutating_or_blocked():
+        before = fingerprint.short((c.before or {}).get("fingerprint"))
+        after = fingerprint.short((c.after or {}).get("fingerprint"))
+        rows.append(
+            f"| {ICONS[c.action]} | `{c.endpoint}` | {c.action} | "
+            f"`{before}` → `{after}` | {_gate(c)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _gate(change: plan.Change) -> str:
+    if change.verdict is not None:
+        return "✅ pass" if change.verdict.passed else "❌ fail"
+    if change.train:
+        return "known after training"
+    return "—"
+
+
+def _details(change: plan.Change) -> str:
+    lines = [
+        f"<details><summary>{ICONS[change.action]} <code>{change.endpoint}</code>: "
+        f"{change.action}</summary>",
+        "",
+        _escape(change.reason),
+        "",
+    ]
+    if change.verdict is not None:
+        lines += [f"Gate: {_escape(change.verdict.reason)}", ""]
+    lines += _metrics(change.challenger, change.champion, unknown=bool(change.train))
+    if change.diff:
+        lines += ["```diff"]
+        lines += [f"~ {path}: {_cell(old)} -> {_cell(new)}" for _op, path, old, new in change.diff]
+        lines += ["```", ""]
+    lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def _metrics(
+    challenger: Mapping[str, float] | None, champion: Mapping[str, float] | None, *, unknown: bool
+) -> list[str]:
+    if challenger is None and not champion:
+        return []
+    names = list(dict.fromkeys([*(challenger or {}), *(champion or {})]))
+    rows = ["| metric | serving (champion) | new (challenger) | Δ |", "|---|---:|---:|---:|"]
+    for n in names:
+        old = (champion or {}).get(n)
+        new = (challenger or {}).get(n)
+        delta = f"{new - old:+.4g}" if old is not None and new is not None else "—"
+        new_cell = "known after training" if new is None and unknown else _num(new)
+        rows.append(f"| {_escape(n)} | {_num(old)} | {new_cell} | {delta} |")
+    return [*rows, ""]
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _cell(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _fit(block: str, room: int) -> str:
+    """A single section larger than a whole comment is cut (the artifact has it all)."""
+    if len(block) <= room:
+        return block
+    note = "\n\n*(section truncated; see the full plan)*\n\n</details>\n"
+    return block[: room - len(note)] + note
+
+
+def _pack(
+    head: str, blocks: list[str], *, marker: str, artifact: str, limit: int, max_parts: int
+) -> list[str]:
+    budget = limit - SAFETY
+    parts: list[str] = []
+    current = head
+    for i, whole in enumerate(blocks):
+        block = _fit(whole, budget - len(head))
+        if len(current) + len(block) + 1 <= budget:
+            current += "\n" + block
+            continue
+        parts.append(current)
+        if len(parts) == max_parts:
+            left = len(blocks) - i
+            parts[-1] += (
+                f"\n**… {left} more section{'s' if left != 1 else ''} not shown.** "
+                f"The full plan is in {artifact}.\n"
+            )
+            return parts
+        current = f"{marker}\n### retrain plan (continued, part {len(parts) + 1})\n\n{block}"
+    parts.append(current)
+    return parts
