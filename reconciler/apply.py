@@ -29,6 +29,7 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     GATE_BLOCKED = "gate-blocked"
     BLOCKED = "blocked"
+    SKIPPED = "skipped"
 
 
 FAILURES = frozenset({Status.FAILED, Status.GATE_BLOCKED, Status.BLOCKED})
@@ -187,6 +188,7 @@ class _Context:
         target = self.targets[change.endpoint]
         ep = target.endpoint
         fp = target.fingerprint
+        verdict = change.verdict
         if chosen.fresh:
             verdict = gate.evaluate(ep.gate, chosen.metrics, change.champion)
             if not verdict.passed:
@@ -213,11 +215,12 @@ class _Context:
         self._verify(ep, chosen.uri, fp)
         self._record(change, ep, chosen, fp)
         self.progress(f"{ep.name}: {change.action} done, serving {fingerprint.short(fp)}")
+        judged = f"; gate: {verdict.reason}" if verdict is not None and ep.gate else ""
         return Result(
             ep.name,
             change.action,
             Status.APPLIED,
-            f"serving model {fingerprint.short(fp)} (version {ep.version})",
+            f"serving model {fingerprint.short(fp)} (version {ep.version}){judged}",
             fp,
             chosen.metrics,
         )

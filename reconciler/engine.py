@@ -7,6 +7,7 @@ The engine knows no terminal and no particular backend.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,7 @@ def run_saved(
                 where=saved.manifest or None,
             )
         targets = {t.name: t for t in session.targets()}
-        return apply.execute(
+        report = apply.execute(
             saved,
             targets,
             session.provider,
@@ -168,6 +169,18 @@ def run_saved(
             actor=session.settings.actor,
             progress=progress,
         )
+        return with_skipped(report, session)
+
+
+def with_skipped(report: apply.Report, session: Session) -> apply.Report:
+    """List the manifest's endpoints left out by --target/--exclude as skipped."""
+    chosen = {ep.name for ep in session.endpoints}
+    skipped = tuple(
+        apply.Result(ep.name, plan.Action.NOOP, apply.Status.SKIPPED, "not selected")
+        for ep in session.manifest.endpoints
+        if ep.name not in chosen
+    )
+    return dataclasses.replace(report, results=report.results + skipped)
 
 
 def staleness(session: Session, saved: plan.Plan) -> list[str]:
@@ -223,6 +236,7 @@ def run_apply(
             actor=session.settings.actor,
             progress=progress,
         )
+        report = with_skipped(report, session)
         return the_plan, report
 
 

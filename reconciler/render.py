@@ -27,6 +27,7 @@ STATUS_MARK = {
     apply.Status.FAILED: ("✗", "red"),
     apply.Status.GATE_BLOCKED: ("✗", "red"),
     apply.Status.BLOCKED: ("✗", "red"),
+    apply.Status.SKIPPED: ("-", "dim"),
 }
 UNKNOWN = plan.UNKNOWN
 
