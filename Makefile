@@ -5,10 +5,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
+AZURITE := tests/fakes/node_modules/.installed
 
 .PHONY: install demo plan test lint typecheck layers check clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(AZURITE)
+
+# The Azurite blob emulator for the Azure tests (npm; pinned in tests/fakes/package-lock.json).
+$(AZURITE): tests/fakes/package-lock.json
+	npm ci --prefix tests/fakes --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +39,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check reconciler tests examples
+	$(BIN)/ruff format --check reconciler tests examples
 
 typecheck: install
 	$(BIN)/mypy

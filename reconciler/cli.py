@@ -121,9 +121,8 @@ def _user() -> str:
 
 
 def _session(env: Env, config: settings.Settings, *, warn: bool = True) -> engine.Session:
-    session = engine.open_session(config, env=env.vars)
-    secrets = [s.reveal() for t in session.manifest.trainers.values() for s in t.secrets.values()]
-    env.redactor = env.redactor.extend(secrets)
+    session = engine.open_session(config, env=env.vars, log=env.err)
+    env.redactor = session.redactor
     if warn and (config.targets or config.excludes):
         env.err(
             "Warning: --target/--exclude in effect: the plan covers only "

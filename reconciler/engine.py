@@ -21,6 +21,7 @@ from reconciler import (
     model,
     plan,
     providers,
+    redact,
     render,
     settings,
 )
@@ -37,12 +38,13 @@ class Session:
     manifest: model.Manifest
     provider: base.Provider
     endpoints: tuple[model.Endpoint, ...]
+    redactor: redact.Redactor = field(default_factory=redact.Redactor)
     _targets: tuple[model.Target, ...] | None = field(default=None, repr=False)
 
     @property
     def parallelism(self) -> int:
-        local = self.manifest.backend.options.get("local") or {}
-        return self.settings.workers(local.get("parallelism"))
+        options = self.manifest.backend.options.get(self.manifest.backend.kind) or {}
+        return self.settings.workers(options.get("parallelism"))
 
     def targets(self) -> tuple[model.Target, ...]:
         """Each selected endpoint with its model's fingerprint (digests computed once)."""
@@ -56,18 +58,22 @@ def open_session(
     *,
     env: Mapping[str, str],
     provider: base.Provider | None = None,
+    log: Callable[[str], None] = lambda _line: None,
 ) -> Session:
     """Load and check the manifest, create its provider, select endpoints."""
     loaded = manifest.load(config.manifest, env=env)
+    scrub = redact.Redactor(manifest.secret_values(loaded))
     if provider is None:
         provider = providers.create(
             loaded.backend,
             manifest_dir=Path(loaded.path).resolve().parent,
             state_dir=config.state_dir,
             env=env,
+            scrub=scrub,
+            log=lambda line: log(scrub(line)),
         )
     chosen = select(loaded.endpoints, config.targets, config.excludes)
-    return Session(config, loaded, provider, chosen)
+    return Session(config, loaded, provider, chosen, scrub)
 
 
 def select(

@@ -79,9 +79,11 @@ def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
     doc: dict[str, Any] = located.data
     base = path.resolve().parent
     trainers = _trainers(doc, base, env, problems)
+    backend_spec = _resolve_env(doc["backend"], "/backend", env, problems)
+    _check_backend(doc["backend"]["kind"], trainers, problems)
     endpoints = _endpoints(doc, base, env, trainers, problems)
     problems.raise_if_any()
-    backend = model.Backend(doc["backend"]["kind"], model.frozen_map(doc["backend"]))
+    backend = model.Backend(doc["backend"]["kind"], model.frozen_map(backend_spec))
     digest = hashlib.sha256(raw).hexdigest()
     return model.Manifest(str(path), digest, backend, model.frozen_map(trainers), endpoints)
 
@@ -122,32 +124,35 @@ def _trainers(
     for name, raw_spec in doc["trainers"].items():
         ptr = f"/trainers/{yamlsrc.escape(name)}"
         spec = _resolve_env(raw_spec, ptr, env, problems)
-        file_part, function = spec["entrypoint"].rsplit(":", 1)
-        entry = _existing_file(base, file_part, f"{ptr}/entrypoint", problems)
-        if entry is not None and not _defines_function(entry, function):
-            problems.add(f"{ptr}/entrypoint", f"{file_part} defines no function {function!r}")
-        deps = [
-            _existing_file(base, dep, f"{ptr}/dependencies/{i}", problems)
-            for i, dep in enumerate(spec.get("dependencies", []))
-        ]
-        code = tuple(str(p) for p in [entry, *deps] if p is not None)
-        secrets = {
-            key: model.Secret(_ref_text(doc["trainers"][name]["secrets"][key]), value)
-            for key, value in spec.get("secrets", {}).items()
-        }
+        entrypoint, code = _code(spec, ptr, base, problems)
         out[name] = model.Trainer(
             name=name,
-            entrypoint=f"{entry or file_part}:{function}",
+            entrypoint=entrypoint,
             code=code,
             parameters=model.frozen_map(spec.get("parameters")),
-            secrets=model.frozen_map(secrets),
+            secrets=model.frozen_map(spec.get("secrets", {})),
             timeout_seconds=float(spec.get("timeout", DEFAULT_TRAINER_TIMEOUT)),
+            options=model.frozen_map({k: v for k, v in spec.items() if k == "bes"}),
         )
     return out
 
 
-def _ref_text(raw: str) -> str:
-    return raw.strip("${}")
+def _code(
+    spec: Mapping[str, Any], ptr: str, base: Path, problems: _Problems
+) -> tuple[str, tuple[str, ...]]:
+    """A local trainer's entrypoint (resolved) and the files that identify it."""
+    if "entrypoint" not in spec:
+        return "", ()
+    file_part, function = spec["entrypoint"].rsplit(":", 1)
+    entry = _existing_file(base, file_part, f"{ptr}/entrypoint", problems)
+    if entry is not None and not _defines_function(entry, function):
+        problems.add(f"{ptr}/entrypoint", f"{file_part} defines no function {function!r}")
+    deps = [
+        _existing_file(base, dep, f"{ptr}/dependencies/{i}", problems)
+        for i, dep in enumerate(spec.get("dependencies", []))
+    ]
+    code = tuple(str(p) for p in [entry, *deps] if p is not None)
+    return f"{entry or file_part}:{function}", code
 
 
 def _endpoints(
@@ -239,8 +244,16 @@ def _substitute(value: Any, item: Mapping[str, str]) -> Any:
     return value
 
 
+# Where secrets may stand: these values become ``model.Secret`` and are masked everywhere.
+SECRET_FIELDS = re.compile(
+    r"^(/trainers/[^/]+/secrets/[^/]+|/trainers/[^/]+/bes/apiKey"
+    r"|/backend/azure/storage/connectionString|/(endpoints/\d+|defaults)/classic/apiKey)$"
+)
+
+
 def _resolve_env(value: Any, ptr: str, env: Mapping[str, str], problems: _Problems) -> Any:
-    """Replace ``${env:NAME}`` in every string; a missing variable is a problem."""
+    """Replace ``${env:NAME}`` in every string; a missing variable is a problem.
+    Values in secret fields become ``model.Secret``."""
     if isinstance(value, str):
 
         def lookup(match: re.Match[str]) -> str:
@@ -250,7 +263,8 @@ def _resolve_env(value: Any, ptr: str, env: Mapping[str, str], problems: _Proble
                 return ""
             return env[name]
 
-        return ENV_REF.sub(lookup, value)
+        resolved = ENV_REF.sub(lookup, value)
+        return model.Secret(value.strip("${}"), resolved) if SECRET_FIELDS.match(ptr) else resolved
     if isinstance(value, dict):
         return {
             k: _resolve_env(v, f"{ptr}/{yamlsrc.escape(k)}", env, problems)
@@ -259,6 +273,29 @@ def _resolve_env(value: Any, ptr: str, env: Mapping[str, str], problems: _Proble
     if isinstance(value, list):
         return [_resolve_env(v, f"{ptr}/{i}", env, problems) for i, v in enumerate(value)]
     return value
+
+
+def secret_values(manifest: model.Manifest) -> list[str]:
+    """Every secret the manifest resolved, for redaction."""
+    found: list[str] = []
+    _collect(manifest.backend.options, found)
+    for trainer in manifest.trainers.values():
+        _collect(dict(trainer.secrets), found)
+        _collect(trainer.options, found)
+    for ep in manifest.endpoints:
+        _collect(ep.options, found)
+    return found
+
+
+def _collect(value: Any, found: list[str]) -> None:
+    if isinstance(value, model.Secret):
+        found.append(value.reveal())
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _collect(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, found)
 
 
 def _endpoint(
@@ -275,10 +312,14 @@ def _endpoint(
             f"no trainer named {spec['trainer']!r} "
             f"(declared: {', '.join(sorted(trainers)) or 'none'})",
         )
+    azure = problems.located.data["backend"]["kind"] == "azure"
     inputs = {
-        key: _existing_file(base, rel, f"{ptr}/inputs/{yamlsrc.escape(key)}", problems)
+        key: _blob(rel, f"{ptr}/inputs/{yamlsrc.escape(key)}", problems)
+        if azure
+        else _existing_file(base, rel, f"{ptr}/inputs/{yamlsrc.escape(key)}", problems)
         for key, rel in spec["inputs"].items()
     }
+    _check_target(spec, ptr, trainer, azure=azure, problems=problems)
     definition = None
     if "definition" in spec:
         definition = _existing_file(base, spec["definition"], f"{ptr}/definition", problems)
@@ -305,7 +346,59 @@ def _endpoint(
         ),
         definition=None if definition is None else str(definition),
         source=model.Source(problems.file, ptr, problems.located.line_of(ptr)),
+        options=model.frozen_map(
+            {k: v for k, v in spec.items() if k in ("resourceGroup", "classic")}
+        ),
     )
+
+
+def _check_backend(kind: str, trainers: Mapping[str, model.Trainer], problems: _Problems) -> None:
+    """Each backend runs its own kind of trainer: local functions, or Azure BES services."""
+    for name, trainer in trainers.items():
+        ptr = f"/trainers/{yamlsrc.escape(name)}"
+        if kind == "local" and not trainer.entrypoint:
+            problems.add(ptr, "the local backend runs trainers with an entrypoint, not bes")
+        if kind == "azure" and "bes" not in trainer.options:
+            problems.add(
+                ptr, "the azure backend trains through BES: give the trainer bes.url and bes.apiKey"
+            )
+
+
+def _check_target(
+    spec: Mapping[str, Any],
+    ptr: str,
+    trainer: model.Trainer | None,
+    *,
+    azure: bool,
+    problems: _Problems,
+) -> None:
+    """Refuse targets that can never be updated: classic default endpoints, training services."""
+    classic = spec.get("classic")
+    if classic is not None and not azure:
+        problems.add(f"{ptr}/classic", "classic endpoints need the azure backend")
+    if classic is not None and classic["endpoint"].lower() == "default":
+        problems.add(
+            f"{ptr}/classic/endpoint",
+            "the default endpoint's trained model cannot be replaced; name a non-default endpoint",
+        )
+    bes_url = str((trainer.options.get("bes") or {}).get("url", "")) if trainer else ""
+    service = bes_url.rstrip("/").rsplit("/services/", 1)[-1] if "/services/" in bes_url else ""
+    target = classic["webService"] if classic is not None else spec["webService"]
+    if service and target == service:
+        problems.add(
+            ptr,
+            f"{target!r} is the trainer's training web service; point the "
+            "endpoint at the predictive web service",
+        )
+
+
+def _blob(location: str, ptr: str, problems: _Problems) -> str | None:
+    """An Azure input: ``container/path/to/blob`` in the backend's storage account."""
+    container, _, name = location.partition("/")
+    if not container or not name or location.startswith(("http:", "https:")):
+        problems.add(ptr, f"blob input must be container/path, got {location[:100]!r}")
+        return None
+    return location
 
 
 def _existing_file(base: Path, rel: str, ptr: str, problems: _Problems) -> Path | None:

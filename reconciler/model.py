@@ -94,6 +94,8 @@ class Trainer:
     parameters: Mapping[str, JSON] = field(default_factory=frozen_map)
     secrets: Mapping[str, Secret] = field(default_factory=frozen_map)
     timeout_seconds: float = 3600.0  # an hour: generous for a local training job
+    options: Mapping[str, JSON] = field(default_factory=frozen_map)
+    """Backend-specific settings as declared (``bes`` for Azure), secrets as ``Secret``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,14 @@ class Endpoint:
     gate: Gate | None
     definition: str | None
     source: Source
+    options: Mapping[str, JSON] = field(default_factory=frozen_map)
+    """Backend-specific addressing as declared (``resourceGroup``, ``classic``)."""
+
+    @property
+    def creatable(self) -> bool:
+        """Whether a missing service can be made: from an exported definition, or (a
+        classic endpoint) by adding the endpoint to its web service."""
+        return self.definition is not None or "classic" in self.options
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,7 +198,7 @@ def _action(
     ep = target.endpoint
     fp = fingerprint.short(target.fingerprint)
     if svc is None:
-        if ep.definition is None:
+        if not ep.creatable:
             return Action.BLOCKED, (
                 f"web service {ep.web_service!r} does not exist and the "
                 "endpoint has no definition to create it from"

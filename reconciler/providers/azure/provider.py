@@ -1,0 +1,270 @@
+"""The Azure provider: the same contract as the local one, on Azure ML Studio.
+
+- Resource Manager ("new") web services: observed and updated through
+  azure-mgmt-resource generic resources (``arm``).
+- Classic web service endpoints: the management API (``classic``).
+- Training: BES jobs (``bes``) writing to deterministic blob locations.
+- Model store, history, ownership of classic endpoints, lock: blob storage (``blobs``).
+
+Reads fan out over a bounded pool (``parallelism``); every HTTP call retries
+429/5xx with backoff, and Resource Manager calls are paced to its buckets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from reconciler import errors, fingerprint, model, redact
+from reconciler.providers import base, webservice
+from reconciler.providers.azure import arm, bes, blobs, classic, config, http, lease, throttle
+
+READ_ONLY = ("id", "name", "type")
+SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
+DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
+
+
+class AzureProvider:
+    name = "azure"
+
+    def __init__(
+        self,
+        cfg: config.AzureConfig,
+        *,
+        env: Mapping[str, str],
+        scrub: redact.Redactor,
+        log: Callable[[str], None] = lambda _line: None,
+        credential: Any = None,
+        workers: int = DEFAULT_WORKERS,
+        pacer: throttle.Pacer | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.scrub = scrub.extend([cfg.connection_string.reveal()])
+        self.workers = workers
+        self.client = http.Client(verify=cfg.verify, retries=cfg.retries, scrub=self.scrub, log=log)
+        self.store = blobs.BlobStore(
+            cfg.connection_string.reveal(),
+            cfg.container,
+            verify=cfg.verify,
+            retries=cfg.retries,
+            scrub=self.scrub,
+        )
+        self.arm = arm.WebServices(
+            cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
+        )
+        self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
+        self.trainer = bes.Trainer(self.client, self.store, poll=cfg.poll_seconds, log=log)
+
+    # -- digests ---------------------------------------------------------------
+    def trainer_digest(self, trainer: model.Trainer) -> str:
+        b = trainer.options.get("bes") or {}
+        identity = {
+            k: str(b.get(k, "")) for k in ("url", "modelOutput", "evaluationOutput", "codeVersion")
+        }
+        return fingerprint.combine(trainer_digest="bes", input_digests=identity, parameters={})
+
+    def input_digest(self, location: str) -> str:
+        return self.store.digest(location)
+
+    def uri_for(self, fp: str) -> str:
+        return self.store.url(bes.model_path(fp))
+
+    # -- observe ---------------------------------------------------------------
+    def observe(
+        self, endpoints: Sequence[model.Endpoint]
+    ) -> Mapping[str, model.ServiceState | None]:
+        records = self.classic.records() if any("classic" in e.options for e in endpoints) else {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            states = list(pool.map(lambda ep: self._observe_one(ep, records), endpoints))
+        return {ep.name: state for ep, state in zip(endpoints, states, strict=True)}
+
+    def _observe_one(
+        self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
+    ) -> model.ServiceState | None:
+        if "classic" in ep.options:
+            return self._observe_classic(ep, records)
+        definition = self.arm.get(self._rid(ep))
+        if definition is None:
+            return None
+        try:
+            return webservice.essence(
+                definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=self.uri_for
+            )
+        except webservice.DefinitionError as e:
+            raise errors.ProviderError(str(e), where=ep.web_service) from e
+
+    def _observe_classic(
+        self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
+    ) -> model.ServiceState | None:
+        found = self.classic.get(ep)
+        if found is None:
+            return None
+        resources = [r for r in found.get("Resources") or [] if isinstance(r, dict)]
+        match = next((r for r in resources if r.get("Name") == ep.asset), None)
+        uri = classic.model_location(match) if match else None
+        tags = dict(records.get(classic.key_of(ep), {}))
+        fp = tags.get(model.TAG_FINGERPRINT)
+        return model.ServiceState(
+            web_service=ep.web_service,
+            model_uri=uri,
+            tags=model.frozen_map(tags),
+            expected_uri=self.uri_for(fp) if fp else None,
+            revision=webservice.revision(uri, tags),
+            assets=tuple(str(r.get("Name")) for r in resources),
+        )
+
+    def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
+        fps = list(fingerprints)
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            texts = list(pool.map(lambda fp: self.store.read_text(bes.metadata_path(fp)), fps))
+        return {
+            fp: self._record(fp, text)
+            for fp, text in zip(fps, texts, strict=True)
+            if text is not None
+        }
+
+    def _record(self, fp: str, text: str) -> model.ModelRecord:
+        try:
+            data = json.loads(text)
+            return model.ModelRecord(
+                fingerprint=fp,
+                uri=self.uri_for(fp),
+                metrics=model.frozen_map({k: float(v) for k, v in data["metrics"].items()}),
+                trained_at=str(data["trained_at"]),
+                lineage=model.frozen_map(data.get("lineage", {})),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise errors.ProviderError(
+                f"model metadata is malformed ({e})",
+                where=self.store.relative(bes.metadata_path(fp)),
+            ) from e
+
+    # -- act -------------------------------------------------------------------
+    def train(self, job: base.TrainingJob) -> model.ModelRecord:
+        stored = self.models([job.fingerprint]).get(job.fingerprint)
+        if stored is not None:
+            return stored
+        metadata = self.trainer.train(job)
+        self.store.write_text(bes.metadata_path(job.fingerprint), json.dumps(metadata, indent=2))
+        return self._record(job.fingerprint, json.dumps(metadata))
+
+    def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        self._model_exists(model_uri)
+        if "classic" in endpoint.options:
+            self.classic.add(endpoint)
+            self._point_classic(endpoint, model_uri, tags)
+            return
+        if endpoint.definition is None:
+            raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
+        try:
+            exported = json.loads(Path(endpoint.definition).read_text(encoding="utf-8"))
+            body = webservice.with_model(exported, endpoint.asset, model_uri, tags)
+        except (OSError, ValueError) as e:
+            raise errors.ProviderError(
+                f"cannot read definition: {e}", where=endpoint.definition
+            ) from e
+        body = {k: v for k, v in body.items() if k.lower() not in READ_ONLY}
+        props = body.get(webservice.key(body, "properties")) or {}
+        for name in SERVER_PROPERTIES:
+            props.pop(webservice.key(props, name), None)
+        self.arm.put(self._rid(endpoint), body)
+
+    def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        self._model_exists(model_uri)
+        if "classic" in endpoint.options:
+            self._point_classic(endpoint, model_uri, tags)
+            return
+        rid = self._rid(endpoint)
+        current = self.arm.get(rid)
+        if current is None:
+            raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
+        updated = webservice.with_model(current, endpoint.asset, model_uri, tags)
+        props = updated[webservice.key(updated, "properties")]
+        patch = {
+            webservice.key(updated, "tags"): updated[webservice.key(updated, "tags")],
+            webservice.key(updated, "properties"): {
+                webservice.key(props, "packageType"): webservice.get(
+                    updated, "properties", "packageType"
+                )
+                or "Graph",
+                webservice.key(props, "assets"): webservice.assets(updated),
+            },
+        }
+        self.arm.patch(rid, patch)
+
+    def _point_classic(self, ep: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        prefix = self.store.url("")
+        if not model_uri.startswith(prefix):
+            raise errors.ProviderError(f"model {model_uri} is not in {self.store.container}")
+        self.classic.patch(ep, model_uri.removeprefix(prefix))
+        self.classic.set_record(ep, tags)
+
+    def _model_exists(self, uri: str) -> None:
+        """Never point a web service at a blob that is not there."""
+        prefix = self.store.url("")
+        if uri.startswith(prefix) and not self.store.exists(uri.removeprefix(prefix)):
+            raise errors.ProviderError(f"model blob {uri} does not exist; not pointing at it")
+
+    def _rid(self, ep: model.Endpoint) -> str:
+        return self.arm.resource_id(ep.web_service, ep.options.get("resourceGroup"))
+
+    # -- history and lock --------------------------------------------------------
+    def record(self, entry: base.HistoryEntry) -> None:
+        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+        self.store.append_line(
+            "history.jsonl", json.dumps(fields | {"metrics": dict(entry.metrics)})
+        )
+
+    def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
+        text = self.store.read_text("history.jsonl") or ""
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = base.HistoryEntry(**json.loads(line))
+            except (ValueError, TypeError) as e:
+                raise errors.ProviderError(
+                    f"history line is malformed ({e})", where=f"history.jsonl:{number}"
+                ) from e
+            if endpoint is None or entry.endpoint == endpoint:
+                yield entry
+
+    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
+        return lease.hold(self.store, holder=holder, timeout=timeout)
+
+    def force_unlock(self, lock_id: str) -> str:
+        return lease.force_unlock(self.store, lock_id)
+
+
+def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:
+    """A CI-provided token from the named variable, else DefaultAzureCredential."""
+    if cfg.token_env:
+        token = env.get(cfg.token_env)
+        if not token:
+            raise errors.ReconcilerError(
+                f"environment variable {cfg.token_env} (auth.tokenEnv) is not set"
+            )
+        return arm.StaticToken(token)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def create(
+    options: Mapping[str, Any],
+    *,
+    manifest_dir: Path,
+    env: Mapping[str, str],
+    scrub: redact.Redactor,
+    log: Callable[[str], None],
+) -> AzureProvider:
+    cfg = config.from_options(options, manifest_dir=manifest_dir, env=env)
+    azure = options.get("azure") or {}
+    workers = int(azure.get("parallelism") or os.cpu_count() or DEFAULT_WORKERS)
+    return AzureProvider(cfg, env=env, scrub=scrub, log=log, workers=max(workers, 2))
