@@ -229,9 +229,15 @@ class _Context:
         """Read back: the write is done only when the live service says so."""
         state = self.provider.observe([ep]).get(ep.name)
         if state is None or state.model_uri != uri or state.fingerprint != fp:
-            seen = "nothing" if state is None else state.model_uri
+            seen = (
+                "no web service"
+                if state is None
+                else (f"{state.model_uri} tagged {fingerprint.short(state.fingerprint)}")
+            )
             raise errors.ProviderError(
-                f"read-back after update shows {seen}, expected {uri}", where=ep.web_service
+                f"read-back after update shows {seen}, expected {uri} tagged "
+                f"{fingerprint.short(fp)}",
+                where=ep.web_service,
             )
 
     def _record(self, change: plan.Change, ep: model.Endpoint, chosen: _Model, fp: str) -> None:

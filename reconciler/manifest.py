@@ -166,11 +166,11 @@ def _endpoints(
     seen: dict[str, str] = {}
     targets: dict[tuple[str, str], str] = {}
     for ptr, raw_spec in _expand(doc, problems):
-        spec = _resolve_env(raw_spec, ptr, env, problems)
         before = len(problems.items)
-        _validate(spec, ptr, problems, "#/$defs/resolvedEndpoint")
+        _validate(raw_spec, ptr, problems, "#/$defs/resolvedEndpoint")
         if len(problems.items) > before:
             continue
+        spec = _resolve_env(raw_spec, ptr, env, problems)
         name = spec["name"]
         if name in seen:
             problems.add(ptr, f"duplicate endpoint name {name!r} (first declared at {seen[name]})")

@@ -15,6 +15,7 @@ import pytest
 from reconciler import fingerprint, model
 from reconciler.providers import base, webservice
 from reconciler.providers.local import provider as local
+from tests.fakes.fixtures import azurite  # noqa: F401 - the azure harness's emulator
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -27,11 +28,23 @@ class Harness:
     workdir: Path
     raw: Callable[[str], dict[str, Any] | None]
     edit: Callable[[str, Callable[[dict[str, Any]], None]], None]
+    passes_environment: bool = True
 
     def data(self, name: str, rows: list[float]) -> str:
         path = self.workdir / name
         path.write_text("y\n" + "".join(f"{v}\n" for v in rows))
         return str(path)
+
+    def trainer(self, secrets: dict[str, str] | None) -> model.Trainer:
+        return model.Trainer(
+            "tiny",
+            f"{self.workdir / 'tiny.py'}:train",
+            (str(self.workdir / "tiny.py"),),
+            secrets=model.frozen_map(
+                {k: model.Secret(f"env:{k}", v) for k, v in (secrets or {}).items()}
+            ),
+            timeout_seconds=60,
+        )
 
     def endpoint(
         self,
@@ -41,21 +54,12 @@ class Harness:
         parameters: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
     ) -> model.Endpoint:
-        trainer = model.Trainer(
-            "tiny",
-            f"{self.workdir / 'tiny.py'}:train",
-            (str(self.workdir / "tiny.py"),),
-            secrets=model.frozen_map(
-                {k: model.Secret(f"env:{k}", v) for k, v in (secrets or {}).items()}
-            ),
-            timeout_seconds=60,
-        )
         return model.Endpoint(
             name=name,
             web_service=f"ws-{name}",
             asset=ASSET,
             version="1",
-            trainer=trainer,
+            trainer=self.trainer(secrets),
             inputs=model.frozen_map({"data": data}),
             parameters=model.frozen_map(parameters or {}),
             gate=None,
@@ -91,14 +95,18 @@ def _local(tmp_path: Path) -> Harness:
     return Harness(prov, tmp_path, raw, edit)
 
 
-BACKENDS: dict[str, Callable[[Path], Harness]] = {"local": _local}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["local", "azure"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """Each contract test runs once per backend."""
     shutil.copy(HERE / "trainers" / "tiny.py", tmp_path / "tiny.py")
     shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", tmp_path / "webservice.json")
-    yield BACKENDS[request.param](tmp_path)
+    if request.param == "local":
+        yield _local(tmp_path)
+        return
+    from tests.providers import azure_harness
+
+    with azure_harness.harness(request.getfixturevalue("azurite"), tmp_path) as made:
+        yield made
 
 
 def asset_uri(definition: dict[str, Any]) -> str:

@@ -79,12 +79,14 @@ def test_a_failed_training_reports_the_trainers_reason_and_stores_nothing(
 ) -> None:
     ep = harness.endpoint("a", data=harness.data("a.csv", [1]), parameters={"fail": "no rows"})
     job = harness.job(ep)
-    with pytest.raises(errors.TrainingError, match="RuntimeError: cannot train: no rows"):
+    with pytest.raises(errors.TrainingError, match="cannot train: no rows"):
         harness.provider.train(job)
     assert harness.provider.models([job.fingerprint]) == {}
 
 
 def test_secrets_reach_the_trainer_but_not_the_error(harness: Harness) -> None:
+    if not harness.passes_environment:
+        pytest.skip("this backend's trainers run remotely and receive no environment")
     ep = harness.endpoint(
         "a",
         data=harness.data("a.csv", [1]),

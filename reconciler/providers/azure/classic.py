@@ -10,6 +10,7 @@ one blob, ``state/classic.json``, read once per observation.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,7 @@ class Endpoints:
         self.client = client
         self.store = store
         self.base_url = base_url
+        self._records_lock = threading.Lock()  # one apply updates endpoints in parallel
 
     def _service_url(self, ep: model.Endpoint) -> str:
         a = address(ep)
@@ -152,7 +154,9 @@ class Endpoints:
         return data if isinstance(data, dict) else {}
 
     def set_record(self, ep: model.Endpoint, tags: Mapping[str, str]) -> None:
-        """Record ownership (callers hold the apply lock, so read-modify-write is safe)."""
-        records = self.records()
-        records[key_of(ep)] = dict(tags)
-        self.store.write_text(STATE_PATH, json.dumps(records, indent=2, sort_keys=True))
+        """Record ownership. Other processes are kept out by the apply lock; this
+        process's parallel updates by a thread lock."""
+        with self._records_lock:
+            records = self.records()
+            records[key_of(ep)] = dict(tags)
+            self.store.write_text(STATE_PATH, json.dumps(records, indent=2, sort_keys=True))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+EPSILON = 1e-9  # float slack: a token refilled to 0.9999999999 is a whole token
 # (burst, refill per second), from Azure's request-limits-and-throttling page.
 LIMITS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
 
@@ -52,7 +53,7 @@ class Bucket:
         while True:
             with self.lock:
                 self._refill()
-                if self.tokens >= 1:
+                if self.tokens >= 1 - EPSILON:
                     self.tokens -= 1
                     return waited
                 pause = (1 - self.tokens) / self.rate
