@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install demo plan test lint typecheck layers check clean
+.PHONY: install demo azure-demo plan test lint typecheck layers check clean
 
 install: $(VENV)/.installed $(AZURITE)
 
@@ -30,6 +30,10 @@ demo: install
 	@echo
 	@echo "Next: run '$(BIN)/retrain plan -f $(MANIFEST)' (no changes), then edit a file under"
 	@echo "examples/bike_rental/data/ or the manifest and plan again to see what would change and why."
+
+# The Azure example against a local fake of the Azure APIs and Azurite (no Azure account).
+azure-demo: install
+	bash examples/azure/try-with-fake.sh
 
 plan: install
 	$(BIN)/retrain plan -f $(MANIFEST)

@@ -26,3 +26,30 @@ def mean_trainer(inputs: dict[str, bytes], parameters: dict[str, Any]) -> dict[s
     model = json.dumps({"mean": mean + shift}).encode()
     score = 1.0 / (1.0 + mae + abs(shift))
     return {"output1": model, "output2": f"Mean Absolute Error,Score\n{mae},{score}\n".encode()}
+
+
+def bike_trainer(inputs: dict[str, bytes], parameters: dict[str, Any]) -> dict[str, bytes]:
+    """The example's real scikit-learn pipeline, run as a Studio training experiment:
+    input ``rentals`` (CSV), outputs ``output1`` (model) and ``output2`` (Evaluate Model)."""
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "bike_rental" / "train.py"
+    spec = importlib.util.spec_from_file_location("bike_train", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "rentals.csv").write_bytes(inputs["rentals"])
+        module.train(
+            inputs={"rentals": work / "rentals.csv"},
+            parameters=parameters,
+            model_path=work / "model.ilearner",
+            evaluation_path=work / "eval.csv",
+        )
+        return {
+            "output1": (work / "model.ilearner").read_bytes(),
+            "output2": (work / "eval.csv").read_bytes(),
+        }

@@ -76,6 +76,28 @@ class FakeAzure:
         self.arm.mount(self.server)
         self.bes.mount(self.server, BES_PREFIX)
         self.classic.mount(self.server, CLASSIC_PREFIX)
+        self.server.add_route("GET", r"/_fake/stats", self._stats)
+
+    def _stats(self, _req: Any) -> Any:
+        """Request counts per API and method, and BES jobs: what a by-hand demo checks."""
+        from .httpserver import Response
+
+        counts: dict[str, int] = {}
+        for r in self.server.requests():
+            if r.path.startswith("/_fake/"):
+                continue
+            api = (
+                "bes"
+                if r.path.startswith(BES_PREFIX)
+                else "classic"
+                if r.path.startswith(CLASSIC_PREFIX)
+                else "arm"
+            )
+            key = f"{api} {r.method}"
+            counts[key] = counts.get(key, 0) + 1
+        return Response.json(
+            200, {"requests": dict(sorted(counts.items())), "besJobs": len(self.bes.job_list())}
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 

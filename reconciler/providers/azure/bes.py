@@ -67,7 +67,9 @@ class Trainer:
         log: Callable[[str], None],
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        url_for: Callable[[str], str] = lambda url: url.rstrip("/"),
     ) -> None:
+        self.url_for = url_for
         self.client = client
         self.store = store
         self.poll = poll
@@ -78,7 +80,7 @@ class Trainer:
     def train(self, job: base.TrainingJob) -> dict[str, Any]:
         """Train (or finish training) ``job``; returns the metadata to store."""
         bes = job.trainer.options["bes"]
-        url = str(bes["url"]).rstrip("/")
+        url = self.url_for(str(bes["url"]))
         key = bes["apiKey"].reveal() if isinstance(bes["apiKey"], model.Secret) else ""
         job_id = self._job_for(job, url, key)
         deadline = self.clock() + job.trainer.timeout_seconds

@@ -1,7 +1,9 @@
 """The Azure backend's settings, from the manifest's ``backend.azure`` and the environment.
 
 Every service URL is configurable (sovereign clouds, private endpoints, a local
-fake), and so is the CA bundle: the manifest's ``caBundle``, else the standard
+fake) in the manifest, and overridable from the environment (``RETRAIN_AZURE_*``
+below) so one manifest serves several clouds. So is the CA bundle:
+``RETRAIN_AZURE_CA_BUNDLE``, else the manifest's ``caBundle``, else the standard
 ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` variables, else the system store.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler import errors, model
 
@@ -19,6 +22,12 @@ CLASSIC_URL = "https://management.azureml.net"
 POLL_SECONDS = 5.0  # BES samples poll once a second; 5 s is gentler on a fleet
 JOB_TIMEOUT = 3600.0  # an hour: Studio training jobs are minutes, rarely more
 RETRIES = 6  # with exponential backoff capped at 30 s: about 1.5 minutes of patience
+
+# Environment overrides, for sovereign clouds, private endpoints and local fakes:
+ENV_ARM = "RETRAIN_AZURE_RESOURCE_MANAGER"
+ENV_CLASSIC = "RETRAIN_AZURE_CLASSIC_MANAGEMENT"
+ENV_BES_HOST = "RETRAIN_AZURE_BES_HOST"  # replaces scheme://host of every BES URL
+ENV_CA = "RETRAIN_AZURE_CA_BUNDLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,14 @@ class AzureConfig:
     poll_seconds: float
     job_timeout: float
     retries: int
+    bes_host: str | None = None
+
+    def bes_url(self, declared: str) -> str:
+        """A trainer's BES URL, with its host replaced when ``RETRAIN_AZURE_BES_HOST`` says."""
+        if not self.bes_host:
+            return declared.rstrip("/")
+        parts = urlsplit(declared)
+        return f"{self.bes_host.rstrip('/')}{parts.path}".rstrip("/")
 
 
 def from_options(
@@ -46,21 +63,23 @@ def from_options(
         raise errors.ReconcilerError("backend azure needs a backend.azure section")
     endpoints = azure.get("endpoints") or {}
     auth = azure.get("auth") or {}
-    arm_url = str(endpoints.get("resourceManager", ARM_URL)).rstrip("/")
+    arm_url = str(env.get(ENV_ARM) or endpoints.get("resourceManager", ARM_URL)).rstrip("/")
+    classic_url = env.get(ENV_CLASSIC) or endpoints.get("classicManagement", CLASSIC_URL)
     storage = azure["storage"]
     return AzureConfig(
         subscription_id=str(azure["subscriptionId"]),
         resource_group=str(azure["resourceGroup"]),
         arm_url=arm_url,
-        classic_url=str(endpoints.get("classicManagement", CLASSIC_URL)).rstrip("/"),
+        classic_url=str(classic_url).rstrip("/"),
         scope=str(auth.get("scope", f"{arm_url}/.default")),
         token_env=auth.get("tokenEnv"),
-        verify=_verify(azure.get("caBundle"), manifest_dir, env),
+        verify=_verify(env.get(ENV_CA) or azure.get("caBundle"), manifest_dir, env),
         connection_string=storage["connectionString"],
         container=str(storage["container"]),
         poll_seconds=float(azure.get("pollSeconds", POLL_SECONDS)),
         job_timeout=float(azure.get("jobTimeout", JOB_TIMEOUT)),
         retries=int(azure.get("retries", RETRIES)),
+        bes_host=env.get(ENV_BES_HOST) or None,
     )
 
 

@@ -59,7 +59,9 @@ class AzureProvider:
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
         self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
-        self.trainer = bes.Trainer(self.client, self.store, poll=cfg.poll_seconds, log=log)
+        self.trainer = bes.Trainer(
+            self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
+        )
 
     # -- digests ---------------------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
