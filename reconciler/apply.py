@@ -103,7 +103,9 @@ def training_jobs(
                 fingerprint=fp,
                 trainer=ep.trainer,
                 inputs=ep.inputs,
-                parameters=ep.parameters,
+                parameters=model.frozen_map(
+                    dict(ep.parameters) | {k: s.reveal() for k, s in ep.secret_parameters.items()}
+                ),
                 recipe=target.recipe,
                 endpoints=tuple(names),
                 version=ep.version,

@@ -107,9 +107,13 @@ def desired(
                 input_digests[location] = provider.input_digest(location)
             inputs[name] = input_digests[location]
         trainer = trainer_digests[ep.trainer.name]
-        recipe = {"trainer": trainer, "inputs": inputs, "parameters": dict(ep.parameters)}
+        parameters = dict(ep.parameters) | {
+            name: fingerprint.secret_digest(name, secret.reveal())
+            for name, secret in ep.secret_parameters.items()
+        }
+        recipe = {"trainer": trainer, "inputs": inputs, "parameters": parameters}
         fp = fingerprint.combine(
-            trainer_digest=trainer, input_digests=inputs, parameters=ep.parameters
+            trainer_digest=trainer, input_digests=inputs, parameters=parameters
         )
         out.append(model.Target(ep, fp, model.frozen_map(recipe)))
     return tuple(out)

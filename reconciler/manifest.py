@@ -133,6 +133,7 @@ def _trainers(
             secrets=model.frozen_map(spec.get("secrets", {})),
             timeout_seconds=float(spec.get("timeout", DEFAULT_TRAINER_TIMEOUT)),
             options=model.frozen_map({k: v for k, v in spec.items() if k == "bes"}),
+            secret_parameters=model.frozen_map(spec.get("secretParameters", {})),
         )
     return out
 
@@ -246,8 +247,9 @@ def _substitute(value: Any, item: Mapping[str, str]) -> Any:
 
 # Where secrets may stand: these values become ``model.Secret`` and are masked everywhere.
 SECRET_FIELDS = re.compile(
-    r"^(/trainers/[^/]+/secrets/[^/]+|/trainers/[^/]+/bes/apiKey"
-    r"|/backend/azure/storage/connectionString|/(endpoints/\d+|defaults)/classic/apiKey)$"
+    r"^(/trainers/[^/]+/(secrets|secretParameters)/[^/]+|/trainers/[^/]+/bes/apiKey"
+    r"|/backend/azure/storage/connectionString"
+    r"|/(endpoints/\d+|defaults)/(classic/apiKey|secretParameters/[^/]+))$"
 )
 
 
@@ -281,9 +283,11 @@ def secret_values(manifest: model.Manifest) -> list[str]:
     _collect(manifest.backend.options, found)
     for trainer in manifest.trainers.values():
         _collect(dict(trainer.secrets), found)
+        _collect(dict(trainer.secret_parameters), found)
         _collect(trainer.options, found)
     for ep in manifest.endpoints:
         _collect(ep.options, found)
+        _collect(dict(ep.secret_parameters), found)
     return found
 
 
@@ -327,6 +331,12 @@ def _endpoint(
             _check_definition(definition, spec["asset"], f"{ptr}/definition", problems)
     if trainer is None or None in inputs.values():
         return None
+    parameters = {**trainer.parameters, **spec.get("parameters", {})}
+    secret_parameters = {**trainer.secret_parameters, **spec.get("secretParameters", {})}
+    for clash in sorted(set(parameters) & set(secret_parameters)):
+        problems.add(
+            f"{ptr}/secretParameters", f"{clash!r} is both a parameter and a secret parameter"
+        )
     gate = spec.get("gate")
     return model.Endpoint(
         name=spec["name"],
@@ -335,7 +345,8 @@ def _endpoint(
         version=str(spec["version"]),
         trainer=trainer,
         inputs=model.frozen_map({k: str(v) for k, v in inputs.items()}),
-        parameters=model.frozen_map({**trainer.parameters, **spec.get("parameters", {})}),
+        parameters=model.frozen_map(parameters),
+        secret_parameters=model.frozen_map(secret_parameters),
         gate=None
         if gate is None
         else model.Gate(

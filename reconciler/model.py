@@ -96,6 +96,7 @@ class Trainer:
     timeout_seconds: float = 3600.0  # an hour: generous for a local training job
     options: Mapping[str, JSON] = field(default_factory=frozen_map)
     """Backend-specific settings as declared (``bes`` for Azure), secrets as ``Secret``."""
+    secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ class Endpoint:
     source: Source
     options: Mapping[str, JSON] = field(default_factory=frozen_map)
     """Backend-specific addressing as declared (``resourceGroup``, ``classic``)."""
+    secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)
+    """Parameters whose values are secrets: given to the trainer, shown by name only."""
 
     @property
     def creatable(self) -> bool:

@@ -180,3 +180,28 @@ def test_the_shipped_example_is_valid() -> None:
     loaded = manifest.load(root / "retrain.yaml.example", env={})
     assert len(loaded.endpoints) >= 3
     assert len({ep.trainer.name for ep in loaded.endpoints}) == 1
+
+
+def test_secret_parameters_take_only_env_references_and_never_clash(tmp_path: Path) -> None:
+    literal = GOOD.replace(
+        "    parameters: {alpha: 1}\n",
+        "    parameters: {alpha: 1}\n    secretParameters: {pw: hunter22}\n",
+    )
+    found = problems(tmp_path, literal)
+    assert any(
+        "/trainers/t/secretParameters/pw: secret values must be written" in p for p in found
+    ), found
+    assert "hunter22" not in "\n".join(found)
+    clash = GOOD.replace(
+        "    parameters: {alpha: 1}\n",
+        "    parameters: {alpha: 1}\n    secretParameters: {alpha: '${env:A}'}\n",
+    )
+    found = problems(tmp_path, clash, env={"A": "x" * 8})
+    assert any("'alpha' is both a parameter and a secret parameter" in p for p in found), found
+    ok = GOOD.replace(
+        "    parameters: {alpha: 1}\n",
+        "    parameters: {alpha: 1}\n    secretParameters: {pw: '${env:PW}'}\n",
+    )
+    loaded = manifest.load(write(tmp_path, ok), env={"PW": "pw-value-123"})
+    assert loaded.endpoints[0].secret_parameters["pw"].reveal() == "pw-value-123"
+    assert manifest.secret_values(loaded).count("pw-value-123") == 4  # trainer + 3 endpoints

@@ -1,7 +1,8 @@
 """A tiny, fast, real trainer for contract tests: fits a mean and reports its error.
 
 Parameter ``fail`` makes it raise (to test failure reporting); ``echo_env``
-makes it fail with the value of an environment variable (to test redaction).
+makes it fail with the value of an environment variable (to test redaction);
+``salt`` (a secret parameter in tests) shifts the model by its length.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def train(
         values = [float(row["y"]) for row in csv.DictReader(f)]
     mean = sum(values) / len(values)
     mae = sum(abs(v - mean) for v in values) / len(values)
-    shift = float(parameters.get("shift", 0.0))
+    shift = float(parameters.get("shift", 0.0)) + len(str(parameters.get("salt", ""))) / 1000
     model_path.write_text(json.dumps({"mean": mean + shift}))
     evaluation_path.write_text(
         f"Mean Absolute Error,Score\n{mae},{1.0 / (1.0 + mae + abs(shift))}\n"
