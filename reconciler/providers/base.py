@@ -8,12 +8,14 @@ tests in ``tests/providers`` run unchanged against every backend.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reconciler import model
+from reconciler import errors, model
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,27 @@ class HistoryEntry:
     metrics: Mapping[str, float] = field(default_factory=model.frozen_map)
     actor: str = ""
     manifest_digest: str = ""
+
+
+def history_line(entry: HistoryEntry) -> str:
+    """One history entry as a JSON line (the format both backends store)."""
+    fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
+    return json.dumps(fields | {"metrics": dict(entry.metrics)})
+
+
+def parse_history(text: str, *, where: str, endpoint: str | None) -> Iterator[HistoryEntry]:
+    """Entries from JSON lines, optionally for one endpoint; a bad line is a located error."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = HistoryEntry(**json.loads(line))
+        except (ValueError, TypeError) as e:
+            raise errors.ProviderError(
+                f"history line is malformed ({e})", where=f"{where}:{number}"
+            ) from e
+        if endpoint is None or entry.endpoint == endpoint:
+            yield entry
 
 
 class Provider(Protocol):

@@ -107,19 +107,15 @@ class WebServices:
 
     def patch(self, rid: str, body: dict[str, Any]) -> None:
         """PATCH and wait for the long-running operation to finish."""
-        with sdk.mapped(f"PATCH web service {rid.rsplit('/', 1)[-1]}", self.scrub):
-            poller = self.client.resources.begin_update_by_id(
-                rid,
-                api_version=API_VERSION,
-                parameters=_bytes(body),
-                content_type="application/json",
-                cls=_raw,
-            )
-            poller.result()
+        self._write("PATCH", self.client.resources.begin_update_by_id, rid, body)
 
     def put(self, rid: str, body: dict[str, Any]) -> None:
-        with sdk.mapped(f"PUT web service {rid.rsplit('/', 1)[-1]}", self.scrub):
-            poller = self.client.resources.begin_create_or_update_by_id(
+        """PUT (create) and wait for the long-running operation to finish."""
+        self._write("PUT", self.client.resources.begin_create_or_update_by_id, rid, body)
+
+    def _write(self, verb: str, begin: Callable[..., Any], rid: str, body: dict[str, Any]) -> None:
+        with sdk.mapped(f"{verb} web service {rid.rsplit('/', 1)[-1]}", self.scrub):
+            poller = begin(
                 rid,
                 api_version=API_VERSION,
                 parameters=_bytes(body),

@@ -12,7 +12,6 @@ Reads fan out over a bounded pool (``parallelism``); every HTTP call retries
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from reconciler.providers.azure import arm, bes, blobs, classic, config, http, l
 
 READ_ONLY = ("id", "name", "type")
 SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
+HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
 
 
@@ -218,24 +218,11 @@ class AzureProvider:
 
     # -- history and lock --------------------------------------------------------
     def record(self, entry: base.HistoryEntry) -> None:
-        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
-        self.store.append_line(
-            "history.jsonl", json.dumps(fields | {"metrics": dict(entry.metrics)})
-        )
+        self.store.append_line(HISTORY_PATH, base.history_line(entry))
 
     def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
-        text = self.store.read_text("history.jsonl") or ""
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entry = base.HistoryEntry(**json.loads(line))
-            except (ValueError, TypeError) as e:
-                raise errors.ProviderError(
-                    f"history line is malformed ({e})", where=f"history.jsonl:{number}"
-                ) from e
-            if endpoint is None or entry.endpoint == endpoint:
-                yield entry
+        text = self.store.read_text(HISTORY_PATH) or ""
+        return base.parse_history(text, where=self.store.relative(HISTORY_PATH), endpoint=endpoint)
 
     def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
         return lease.hold(self.store, holder=holder, timeout=timeout)

@@ -13,7 +13,6 @@ definition or the new one, never a torn file.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -177,8 +176,7 @@ class LocalProvider:
     # -- history and lock ----------------------------------------------------
     def record(self, entry: base.HistoryEntry) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        fields = {f.name: getattr(entry, f.name) for f in dataclasses.fields(entry)}
-        line = json.dumps(fields | {"metrics": dict(entry.metrics)})
+        line = base.history_line(entry)
         with open(self.history_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
@@ -186,20 +184,10 @@ class LocalProvider:
 
     def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
         try:
-            lines = self.history_path.read_text(encoding="utf-8").splitlines()
+            text = self.history_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = base.HistoryEntry(**json.loads(line))
-            except (ValueError, TypeError) as e:
-                raise errors.ProviderError(
-                    f"history line is malformed ({e})", where=f"{self.history_path}:{number}"
-                ) from e
-            if endpoint is None or entry.endpoint == endpoint:
-                yield entry
+            return iter(())
+        return base.parse_history(text, where=str(self.history_path), endpoint=endpoint)
 
     def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
         return filelock.hold(self.state_dir / "lock", holder=holder, timeout=timeout)
