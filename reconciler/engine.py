@@ -71,6 +71,7 @@ def open_session(
             env=env,
             scrub=scrub,
             log=lambda line: log(scrub(line)),
+            workers=config.parallelism or None,
         )
     chosen = select(loaded.endpoints, config.targets, config.excludes)
     return Session(config, loaded, provider, chosen, scrub)

@@ -19,6 +19,7 @@ def _local(
     env: Mapping[str, str],
     scrub: redact.Redactor,
     log: Log,
+    workers: int | None,
 ) -> base.Provider:
     from reconciler.providers.local import provider
 
@@ -35,6 +36,7 @@ def _azure(
     env: Mapping[str, str],
     scrub: redact.Redactor,
     log: Log,
+    workers: int | None,
 ) -> base.Provider:
     if state_dir is not None:
         raise errors.ReconcilerError(
@@ -44,7 +46,7 @@ def _azure(
     from reconciler.providers.azure import provider
 
     return provider.create(
-        backend.options, manifest_dir=manifest_dir, env=env, scrub=scrub, log=log
+        backend.options, manifest_dir=manifest_dir, env=env, scrub=scrub, log=log, workers=workers
     )
 
 
@@ -60,6 +62,7 @@ def create(
     env: Mapping[str, str],
     scrub: redact.Redactor | None = None,
     log: Log = lambda _line: None,
+    workers: int | None = None,
 ) -> base.Provider:
     """The provider the manifest's ``backend`` names."""
     factory = REGISTRY.get(backend.kind)
@@ -72,4 +75,5 @@ def create(
         env=env,
         scrub=scrub or redact.Redactor(),
         log=log,
+        workers=workers,
     )

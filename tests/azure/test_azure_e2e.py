@@ -217,3 +217,13 @@ def test_a_failed_bes_job_is_reported_with_its_details_and_leaves_the_service(
         )
         == 1
     )
+
+
+def test_bes_status_codes_sent_as_integers_are_understood(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.fake.bes.status_code_format = "int"
+    seed_three(world)
+    result = world.run("apply", "--auto-approve", capsys=capsys)
+    assert result.code == 0, result.err
+    assert len(world.fake.bes.job_list()) == 3

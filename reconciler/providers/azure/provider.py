@@ -252,8 +252,11 @@ def create(
     env: Mapping[str, str],
     scrub: redact.Redactor,
     log: Callable[[str], None],
+    workers: int | None = None,
 ) -> AzureProvider:
+    """The provider for a manifest's ``backend``; ``workers`` (--parallelism) bounds
+    concurrent requests, else the manifest's ``parallelism``, else the CPU count."""
     cfg = config.from_options(options, manifest_dir=manifest_dir, env=env)
     azure = options.get("azure") or {}
-    workers = int(azure.get("parallelism") or os.cpu_count() or DEFAULT_WORKERS)
-    return AzureProvider(cfg, env=env, scrub=scrub, log=log, workers=max(workers, 2))
+    count = workers or int(azure.get("parallelism") or os.cpu_count() or DEFAULT_WORKERS)
+    return AzureProvider(cfg, env=env, scrub=scrub, log=log, workers=count)
