@@ -216,9 +216,9 @@ def plan(
     else:
         the_plan = engine.make_plan(session)
     if out is not None:
-        out.write_text(env.redactor(planfile.dumps(the_plan)), encoding="utf-8")
+        out.write_text(planfile.dumps(the_plan, scrub=env.redactor), encoding="utf-8")
     if fmt == "json":
-        env.out(planfile.dumps(the_plan))
+        env.out(planfile.dumps(the_plan, scrub=env.redactor))
     elif fmt == "markdown":
         parts = markdown.render(the_plan, artifact=artifact, max_parts=markdown_parts)
         env.out(markdown.SPLIT.join(parts))

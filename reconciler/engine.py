@@ -154,7 +154,16 @@ def plan_with_training(
     if not jobs:
         return first, {}
     _trained, failed = apply.train_models(jobs, session.provider, session.parallelism, progress)
-    return make_plan(session), failed
+    replanned = make_plan(session)
+    changes = tuple(
+        dataclasses.replace(
+            c, reason=f"{c.reason}; training failed at plan time: {failed[c.train]}"
+        )
+        if c.train in failed
+        else c
+        for c in replanned.changes
+    )
+    return dataclasses.replace(replanned, changes=changes), failed
 
 
 def run_saved(
@@ -164,7 +173,9 @@ def run_saved(
     progress: apply.Progress = lambda _line: None,
 ) -> apply.Report:
     """Apply a saved plan exactly, after proving the world has not moved since it was made."""
-    with session.provider.lock(session.settings.actor or "retrain", session.settings.lock_timeout):
+    with session.provider.lock(
+        session.settings.actor or "retrain", session.settings.lock_timeout, progress
+    ):
         stale = staleness(session, saved)
         if stale:
             raise errors.StalePlanError(
@@ -234,7 +245,9 @@ def run_apply(
     progress: apply.Progress = lambda _line: None,
 ) -> tuple[plan.Plan, apply.Report | None]:
     """Lock, plan, ask, execute. The report is None when nothing was confirmed."""
-    with session.provider.lock(session.settings.actor or "retrain", session.settings.lock_timeout):
+    with session.provider.lock(
+        session.settings.actor or "retrain", session.settings.lock_timeout, progress
+    ):
         the_plan = make_plan(session)
         if the_plan.is_empty() or not confirm(the_plan):
             return the_plan, None

@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from reconciler import errors, model, yamlsrc
+from reconciler import errors, model, redact, yamlsrc
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -48,6 +48,7 @@ class _Problems:
     file: str
     located: yamlsrc.Located
     items: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)  # values seen in secret fields
 
     def add(self, ptr: str, message: str) -> None:
         line = self.located.line_of(ptr)
@@ -55,8 +56,11 @@ class _Problems:
         self.items.append(f"{at}: {ptr or '/'}: {message}")
 
     def raise_if_any(self) -> None:
+        """Raise every problem at once; a secret's value never appears in one, even where
+        the same variable was also used in an ordinary field."""
         if self.items:
-            raise errors.ManifestError(self.items)
+            scrub = redact.Redactor(self.secrets)
+            raise errors.ManifestError([scrub(item) for item in self.items])
 
 
 def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
@@ -266,7 +270,10 @@ def _resolve_env(value: Any, ptr: str, env: Mapping[str, str], problems: _Proble
             return env[name]
 
         resolved = ENV_REF.sub(lookup, value)
-        return model.Secret(value.strip("${}"), resolved) if SECRET_FIELDS.match(ptr) else resolved
+        if not SECRET_FIELDS.match(ptr):
+            return resolved
+        problems.secrets.append(resolved)
+        return model.Secret(value.strip("${}"), resolved)
     if isinstance(value, dict):
         return {
             k: _resolve_env(v, f"{ptr}/{yamlsrc.escape(k)}", env, problems)

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from reconciler import fingerprint, plan, planfile
 
 GITHUB_LIMIT = 65_536  # characters in one GitHub issue/PR comment
-SAFETY = 512  # room kept for the continuation header and truncation note
+SAFETY = 512  # room kept for the truncation note
+ARTIFACT_MAX = 300  # characters of --artifact quoted in the note, so it always fits SAFETY
 MARKER = "<!-- retrain-plan: {name} -->"
 SPLIT = "\n<!-- retrain-plan-split -->\n"
 ICONS = {
@@ -50,7 +51,7 @@ def render(
 def _title(the_plan: plan.Plan) -> str:
     counts = planfile.summary(the_plan)
     parts = [f"{n} {action}" for action, n in counts.items() if n and action != "no-op"]
-    return f"### retrain plan: {', '.join(parts)}"
+    return f"### retrain plan: {', '.join(parts) or 'no changes'}"
 
 
 def _facts(the_plan: plan.Plan) -> str:
@@ -130,32 +131,36 @@ def _escape(text: str) -> str:
 
 
 def _fit(block: str, room: int) -> str:
-    """A single section larger than a whole comment is cut (the artifact has it all)."""
+    """A section larger than the room left is cut (the artifact has it all)."""
     if len(block) <= room:
         return block
-    note = "\n\n*(section truncated; see the full plan)*\n\n</details>\n"
-    return block[: room - len(note)] + note
+    note = "\n\n*(section truncated; see the full plan)*\n"
+    if block.startswith("<details>"):
+        note += "\n</details>\n"
+    return block[: max(0, room - len(note))] + note
 
 
 def _pack(
     head: str, blocks: list[str], *, marker: str, artifact: str, limit: int, max_parts: int
 ) -> list[str]:
+    """Sections into parts under ``limit``; past ``max_parts``, a pointer to the artifact."""
     budget = limit - SAFETY
     parts: list[str] = []
-    current = head
-    for i, whole in enumerate(blocks):
-        block = _fit(whole, budget - len(head))
-        if len(current) + len(block) + 1 <= budget:
-            current += "\n" + block
-            continue
-        parts.append(current)
-        if len(parts) == max_parts:
-            left = len(blocks) - i
-            parts[-1] += (
-                f"\n**… {left} more section{'s' if left != 1 else ''} not shown.** "
-                f"The full plan is in {artifact}.\n"
-            )
-            return parts
-        current = f"{marker}\n### retrain plan (continued, part {len(parts) + 1})\n\n{block}"
+    current, filled = head, False  # filled: the part holds at least one section
+    for i, block in enumerate(blocks):
+        room = budget - len(current) - 1  # one newline joins a section to the part
+        if len(block) > room and filled:
+            parts.append(current)
+            if len(parts) == max_parts:
+                left = len(blocks) - i
+                parts[-1] += (
+                    f"\n**… {left} more section{'s' if left != 1 else ''} not shown.** "
+                    f"The full plan is in {artifact[:ARTIFACT_MAX]}.\n"
+                )
+                return parts
+            current = f"{marker}\n### retrain plan (continued, part {len(parts) + 1})\n"
+            room = budget - len(current) - 1
+        current += "\n" + _fit(block, room)
+        filled = True
     parts.append(current)
     return parts

@@ -226,8 +226,10 @@ def _action(
     if svc.fingerprint == target.fingerprint:
         return Action.UPDATE, f"version label {svc.version} -> {ep.version} (same model {fp})"
     if wanted is not None:
+        why = _why(target, champion)
+        prefix = "" if why == "new model" else f"{why}; "
         return Action.UPDATE, (
-            f"model {fp} is already trained: switch from "
+            f"{prefix}model {fp} is already trained: switch from "
             f"{fingerprint.short(svc.fingerprint)} without training"
         )
     return Action.RETRAIN, f"{_why(target, champion)}: train model {fp}"

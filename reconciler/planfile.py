@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "plan.schema.json"
 MAX_PLAN_BYTES = 64 << 20  # 64 MiB: far above any real fleet's plan; refuses garbage early
 
 
-def to_dict(the_plan: plan.Plan) -> dict[str, Any]:
-    """The plan as JSON-ready data, with its checksum (a plan holds no secret values)."""
-    body = {
+def to_dict(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> dict[str, Any]:
+    """The plan as JSON-ready data, with its checksum. ``scrub`` masks secret values
+    *before* the checksum is taken, so a redacted plan is still a valid plan."""
+    body: dict[str, Any] = {
         "format_version": the_plan.format_version,
         "backend": the_plan.backend,
         "manifest": the_plan.manifest,
@@ -37,11 +39,22 @@ def to_dict(the_plan: plan.Plan) -> dict[str, Any]:
         "training_jobs": list(the_plan.to_train()),
         "changes": [_change(c) for c in the_plan.changes],
     }
+    body = _scrubbed(body, scrub)
     return body | {"checksum": _checksum(body)}
 
 
-def dumps(the_plan: plan.Plan) -> str:
-    return json.dumps(to_dict(the_plan), indent=2) + "\n"
+def dumps(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> str:
+    return json.dumps(to_dict(the_plan, scrub=scrub), indent=2) + "\n"
+
+
+def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
 
 
 def summary(the_plan: plan.Plan) -> dict[str, int]:

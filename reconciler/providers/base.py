@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -116,8 +116,11 @@ class Provider(Protocol):
         """Entries oldest first, optionally for one endpoint."""
         ...
 
-    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
-        """Hold the backend's apply lock; raise ``errors.LockError`` after ``timeout`` s."""
+    def lock(
+        self, holder: str, timeout: float, on_wait: Callable[[str], None] = ...
+    ) -> AbstractContextManager[None]:
+        """Hold the backend's apply lock; raise ``errors.LockError`` after ``timeout`` s.
+        ``on_wait`` hears once, naming the holder, when the lock is busy."""
         ...
 
     def force_unlock(self, lock_id: str) -> str:

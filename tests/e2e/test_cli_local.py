@@ -8,18 +8,16 @@ so the suite trains the example's models once rather than per test.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from reconciler import cli
-from tests.conftest import ROOT, Run
+from tests.conftest import Run
 
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("bike-seattle", "bike-portland", "bike-boston")
@@ -49,31 +47,6 @@ def snapshot(project: Path) -> dict[str, bytes]:
         for p in sorted(state.rglob("*"))
         if p.is_file() and p.name != "lock"
     }
-
-
-@pytest.fixture(scope="session")
-def applied_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The example project after one successful apply."""
-    root = tmp_path_factory.mktemp("applied")
-    shutil.copy(ROOT / "retrain.yaml.example", root / "retrain.yaml")
-    shutil.copytree(
-        ROOT / "examples" / "bike_rental",
-        root / "examples" / "bike_rental",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    code = cli.main(
-        ["apply", "--auto-approve", "-f", str(root / "retrain.yaml")],
-        dict(os.environ),
-        interactive=False,
-    )
-    assert code == 0
-    yield root
-
-
-@pytest.fixture
-def applied(project: Path, applied_template: Path) -> Path:
-    shutil.copytree(applied_template / ".retrain", project / ".retrain")
-    return project
 
 
 def test_first_apply_trains_each_model_once_then_plan_is_empty(

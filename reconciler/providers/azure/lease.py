@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from azure.core import exceptions as core
@@ -54,9 +54,16 @@ def describe(metadata: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def hold(store: blob_store.BlobStore, *, holder: str, timeout: float) -> Iterator[None]:
+def hold(
+    store: blob_store.BlobStore,
+    *,
+    holder: str,
+    timeout: float,
+    on_wait: Callable[[str], None] = lambda _message: None,
+) -> Iterator[None]:
     blob = _blob(store)
     deadline = time.monotonic() + timeout
+    told = False
     while True:
         try:
             with sdk.mapped("acquire lock lease", store.scrub):
@@ -68,6 +75,10 @@ def hold(store: blob_store.BlobStore, *, holder: str, timeout: float) -> Iterato
                         raise
         except errors.ProviderError:
             raise
+        if not told and timeout > 0:
+            meta = dict(blob.get_blob_properties().metadata or {})
+            on_wait(f"waiting up to {timeout:g}s for the lock held by {describe(meta)}")
+            told = True
         if time.monotonic() >= deadline:
             meta = dict(blob.get_blob_properties().metadata or {})
             raise errors.LockError(

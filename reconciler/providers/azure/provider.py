@@ -224,8 +224,10 @@ class AzureProvider:
         text = self.store.read_text(HISTORY_PATH) or ""
         return base.parse_history(text, where=self.store.relative(HISTORY_PATH), endpoint=endpoint)
 
-    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
-        return lease.hold(self.store, holder=holder, timeout=timeout)
+    def lock(
+        self, holder: str, timeout: float, on_wait: Callable[[str], None] = lambda _m: None
+    ) -> AbstractContextManager[None]:
+        return lease.hold(self.store, holder=holder, timeout=timeout, on_wait=on_wait)
 
     def force_unlock(self, lock_id: str) -> str:
         return lease.force_unlock(self.store, lock_id)

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +98,24 @@ def _try_take(path: Path, holder: str) -> tuple[str | None, dict[str, Any] | Non
 
 
 @contextlib.contextmanager
-def hold(path: Path, *, holder: str, timeout: float) -> Iterator[None]:
-    """Hold the lock; wait up to ``timeout`` seconds, then raise ``LockError`` naming the holder."""
+def hold(
+    path: Path,
+    *,
+    holder: str,
+    timeout: float,
+    on_wait: Callable[[str], None] = lambda _message: None,
+) -> Iterator[None]:
+    """Hold the lock; wait up to ``timeout`` seconds (saying so, once, through ``on_wait``),
+    then raise ``LockError`` naming the holder."""
     deadline = time.monotonic() + timeout
+    told = False
     while True:
         lock_id, current = _try_take(path, holder)
         if lock_id is not None:
             break
+        if not told and timeout > 0:
+            on_wait(f"waiting up to {timeout:g}s for the lock held by {describe(current or {})}")
+            told = True
         if time.monotonic() >= deadline:
             raise errors.LockError(
                 f"state is locked by {describe(current or {})}; waited {timeout:g}s "

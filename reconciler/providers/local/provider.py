@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -189,8 +189,12 @@ class LocalProvider:
             return iter(())
         return base.parse_history(text, where=str(self.history_path), endpoint=endpoint)
 
-    def lock(self, holder: str, timeout: float) -> AbstractContextManager[None]:
-        return filelock.hold(self.state_dir / "lock", holder=holder, timeout=timeout)
+    def lock(
+        self, holder: str, timeout: float, on_wait: Callable[[str], None] = lambda _m: None
+    ) -> AbstractContextManager[None]:
+        return filelock.hold(
+            self.state_dir / "lock", holder=holder, timeout=timeout, on_wait=on_wait
+        )
 
     def force_unlock(self, lock_id: str) -> str:
         holder = filelock.force_unlock(self.state_dir / "lock", lock_id)
