@@ -7,9 +7,12 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install demo azure-demo plan test lint typecheck layers check clean
+.PHONY: install install-test demo azure-demo plan test lint typecheck layers check clean
 
-install: $(VENV)/.installed $(AZURITE)
+install: $(VENV)/.installed
+
+# What the tests need besides: the Azurite emulator.
+install-test: install $(AZURITE)
 
 # The Azurite blob emulator for the Azure tests (npm; pinned in tests/fakes/package-lock.json).
 $(AZURITE): tests/fakes/package-lock.json
@@ -32,13 +35,13 @@ demo: install
 	@echo "examples/bike_rental/data/ or the manifest and plan again to see what would change and why."
 
 # The Azure example against a local fake of the Azure APIs and Azurite (no Azure account).
-azure-demo: install
+azure-demo: install-test
 	bash examples/azure/try-with-fake.sh
 
 plan: install
 	$(BIN)/retrain plan -f $(MANIFEST)
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest
 
 lint: install

@@ -227,3 +227,32 @@ def test_bes_status_codes_sent_as_integers_are_understood(
     result = world.run("apply", "--auto-approve", capsys=capsys)
     assert result.code == 0, result.err
     assert len(world.fake.bes.job_list()) == 3
+
+
+def test_a_recorded_job_that_bes_no_longer_knows_is_replaced_on_the_next_run(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.providers.azure import bes
+
+    world.blob("solo.csv", [1, 2, 4])
+    world.seed_arm("bike-solo")
+    world.manifest("""\
+  - name: bike-solo
+    webService: bike-solo
+    inputs: {data: data/solo.csv}
+""")
+
+    def crash(*_args: object, **_kw: object) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bes.Trainer, "_wait", crash)
+        with pytest.raises(Crash):
+            world.run("apply", "--auto-approve", capsys=capsys)
+    world.fake.bes.jobs.clear()  # the service forgot the job (expired, or deleted by hand)
+    lost = world.run("apply", "--auto-approve", capsys=capsys)
+    assert lost.code == 1
+    assert "no longer exists; the next run submits a new one" in lost.out
+    again = world.run("apply", "--auto-approve", capsys=capsys)
+    assert again.code == 0, again.err
+    assert len(world.fake.bes.job_list()) == 1

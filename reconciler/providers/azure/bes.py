@@ -180,9 +180,18 @@ class Trainer:
         self, url: str, key: str, job_id: str, deadline: float, job: base.TrainingJob
     ) -> dict[str, Any]:
         while True:
-            answer = self.client.request(
-                "GET", f"{url}/jobs/{job_id}?{API}", what="BES job status", token=key
-            )
+            try:
+                answer = self.client.request(
+                    "GET", f"{url}/jobs/{job_id}?{API}", what="BES job status", token=key
+                )
+            except errors.ProviderError as e:
+                # 404, or BES's own 400 "MissingJobId": the job is gone (expired, deleted).
+                if not isinstance(e, errors.NotFound) and "MissingJobId" not in str(e):
+                    raise
+                self._mark_failed(job.fingerprint)  # so the next run submits a new job
+                raise errors.TrainingError(
+                    f"BES job {job_id} no longer exists; the next run submits a new one"
+                ) from None
             body = answer.json()
             if not isinstance(body, dict):
                 raise errors.TrainingError(f"BES job {job_id}: unexpected status body")
