@@ -23,14 +23,12 @@ from typing import Any
 
 JsonObj = dict[str, Any]
 
-# The shared reference sits beside the repository checkout: <parent>/shared/reference, where this
-# file is <parent>/<repo>/tests/fakes/swagger.py (hence parents[3]). RETRAIN_SWAGGER_PATH overrides.
+# The official swagger of Microsoft.MachineLearning/webServices 2017-01-01 (newer revision, from
+# Azure/azure-rest-api-specs), vendored beside this file so a clean clone validates against it.
+# RETRAIN_SWAGGER_PATH overrides.
 DEFAULT_SWAGGER_PATH = Path(
     os.environ.get("RETRAIN_SWAGGER_PATH")
-    or Path(__file__).resolve().parents[3]
-    / "shared"
-    / "reference"
-    / "webservices-2017-01-01.swagger.json"
+    or Path(__file__).resolve().parent / "webservices-2017-01-01.swagger.json"
 )
 
 
