@@ -182,16 +182,20 @@ def run_saved(
                 f"plan is stale, make a new one: {'; '.join(stale)}",
                 where=saved.manifest or None,
             )
-        targets = {t.name: t for t in session.targets()}
-        report = apply.execute(
-            saved,
-            targets,
-            session.provider,
-            parallelism=session.parallelism,
-            actor=session.settings.actor,
-            progress=progress,
-        )
-        return with_skipped(report, session)
+        return execute(session, saved, progress)
+
+
+def execute(session: Session, the_plan: plan.Plan, progress: apply.Progress) -> apply.Report:
+    """Run ``the_plan``; the report also lists endpoints left out by selection as skipped."""
+    report = apply.execute(
+        the_plan,
+        {t.name: t for t in session.targets()},
+        session.provider,
+        parallelism=session.parallelism,
+        actor=session.settings.actor,
+        progress=progress,
+    )
+    return with_skipped(report, session)
 
 
 def with_skipped(report: apply.Report, session: Session) -> apply.Report:
@@ -251,17 +255,7 @@ def run_apply(
         the_plan = make_plan(session)
         if the_plan.is_empty() or not confirm(the_plan):
             return the_plan, None
-        targets = {t.name: t for t in session.targets()}
-        report = apply.execute(
-            the_plan,
-            targets,
-            session.provider,
-            parallelism=session.parallelism,
-            actor=session.settings.actor,
-            progress=progress,
-        )
-        report = with_skipped(report, session)
-        return the_plan, report
+        return the_plan, execute(session, the_plan, progress)
 
 
 def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:

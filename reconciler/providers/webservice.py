@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -111,3 +112,13 @@ def with_model(
         tag_map = out[key(out, "tags")] = {}
     tag_map.update(tags)
     return out
+
+
+def load_exported(path: str, asset_name: str, uri: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    """An exported definition file, serving ``uri`` with ``tags``: what creating a missing
+    web service starts from."""
+    with open(path, encoding="utf-8") as f:
+        exported = json.load(f)
+    if not isinstance(exported, dict):
+        raise DefinitionError(f"{path} is not a JSON object")
+    return with_model(exported, asset_name, uri, tags)

@@ -130,11 +130,11 @@ class Crash(BaseException):
     """A process dying: not an Exception, so nothing on the way catches it."""
 
 
-def test_a_crash_after_submitting_a_job_resumes_that_job_on_rerun(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from reconciler.providers.azure import bes
+def crash(*_args: object, **_kw: object) -> None:
+    raise Crash
 
+
+def seed_solo(world: World) -> None:
     world.blob("solo.csv", [1, 2, 4])
     world.seed_arm("bike-solo")
     world.manifest("""\
@@ -143,9 +143,13 @@ def test_a_crash_after_submitting_a_job_resumes_that_job_on_rerun(
     inputs: {data: data/solo.csv}
 """)
 
-    def crash(*_args: object, **_kw: object) -> None:
-        raise Crash
 
+def test_a_crash_after_submitting_a_job_resumes_that_job_on_rerun(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.providers.azure import bes
+
+    seed_solo(world)
     with monkeypatch.context() as patch:
         patch.setattr(bes.Trainer, "_start", crash)
         with pytest.raises(Crash):
@@ -164,17 +168,7 @@ def test_a_crash_while_polling_resumes_polling_without_a_second_job(
 ) -> None:
     from reconciler.providers.azure import bes
 
-    world.blob("solo.csv", [1, 2, 4])
-    world.seed_arm("bike-solo")
-    world.manifest("""\
-  - name: bike-solo
-    webService: bike-solo
-    inputs: {data: data/solo.csv}
-""")
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise Crash
-
+    seed_solo(world)
     with monkeypatch.context() as patch:
         patch.setattr(bes.Trainer, "_wait", crash)
         with pytest.raises(Crash):
@@ -234,17 +228,7 @@ def test_a_recorded_job_that_bes_no_longer_knows_is_replaced_on_the_next_run(
 ) -> None:
     from reconciler.providers.azure import bes
 
-    world.blob("solo.csv", [1, 2, 4])
-    world.seed_arm("bike-solo")
-    world.manifest("""\
-  - name: bike-solo
-    webService: bike-solo
-    inputs: {data: data/solo.csv}
-""")
-
-    def crash(*_args: object, **_kw: object) -> None:
-        raise Crash
-
+    seed_solo(world)
     with monkeypatch.context() as patch:
         patch.setattr(bes.Trainer, "_wait", crash)
         with pytest.raises(Crash):

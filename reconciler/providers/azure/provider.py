@@ -165,8 +165,7 @@ class AzureProvider:
         if endpoint.definition is None:
             raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
         try:
-            exported = json.loads(Path(endpoint.definition).read_text(encoding="utf-8"))
-            body = webservice.with_model(exported, endpoint.asset, model_uri, tags)
+            body = webservice.load_exported(endpoint.definition, endpoint.asset, model_uri, tags)
         except (OSError, ValueError) as e:
             raise errors.ProviderError(
                 f"cannot read definition: {e}", where=endpoint.definition

@@ -145,8 +145,9 @@ class LocalProvider:
         if self._path(endpoint.web_service).exists():
             raise errors.ProviderError(f"web service {endpoint.web_service!r} already exists")
         try:
-            exported = json.loads(Path(endpoint.definition).read_text(encoding="utf-8"))
-            definition = webservice.with_model(exported, endpoint.asset, model_uri, tags)
+            definition = webservice.load_exported(
+                endpoint.definition, endpoint.asset, model_uri, tags
+            )
         except (OSError, ValueError) as e:
             raise errors.ProviderError(
                 f"cannot read definition: {e}", where=endpoint.definition
