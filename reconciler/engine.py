@@ -231,7 +231,9 @@ def staleness(session: Session, saved: plan.Plan) -> list[str]:
             continue
         svc = services.get(change.endpoint)
         revision = None if svc is None else svc.revision
-        if revision != change.revision:
+        if revision != change.revision and _applied(change, svc):
+            reasons.append(f"{change.endpoint}: this plan was already applied")
+        elif revision != change.revision:
             reasons.append(f"{change.endpoint}: live state changed ({_moved(change, svc)})")
         elif (change.after or {}).get("fingerprint") != target.fingerprint:
             reasons.append(
@@ -284,6 +286,16 @@ def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:
         )
     metrics = list(dict.fromkeys(ep.gate.metric for ep in session.endpoints if ep.gate))
     return rows, metrics
+
+
+def _applied(change: plan.Change, svc: model.ServiceState | None) -> bool:
+    """The live state is what the change would have made it."""
+    return (
+        svc is not None
+        and change.action in plan.MUTATING
+        and change.after is not None
+        and plan.essence(svc) == dict(change.after)
+    )
 
 
 def _moved(change: plan.Change, svc: model.ServiceState | None) -> str:

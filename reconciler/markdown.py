@@ -16,6 +16,7 @@ from reconciler import fingerprint, plan, planfile
 
 GITHUB_LIMIT = 65_536  # characters in one GitHub issue/PR comment
 SAFETY = 512  # room kept for the truncation note
+SELECTION_SHOWN = 20  # endpoints named in a partial plan's warning
 ARTIFACT_MAX = 300  # characters of --artifact quoted in the note, so it always fits SAFETY
 MARKER = "<!-- retrain-plan: {name} -->"
 SPLIT = "\n<!-- retrain-plan-split -->\n"
@@ -56,11 +57,17 @@ def _title(the_plan: plan.Plan) -> str:
 
 def _facts(the_plan: plan.Plan) -> str:
     unchanged = planfile.summary(the_plan)[str(plan.Action.NOOP)]
-    return (
+    facts = (
         f"**Backend** `{the_plan.backend}` · **Manifest** `{the_plan.manifest}` "
         f"(`{the_plan.manifest_digest[:12]}`) · **Training jobs** "
         f"{len(the_plan.to_train())} · **Unchanged** {unchanged}"
     )
+    if the_plan.targets:  # a partial plan must not pass for a whole one
+        shown = ", ".join(f"`{name}`" for name in the_plan.targets[:SELECTION_SHOWN])
+        more = len(the_plan.targets) - SELECTION_SHOWN
+        facts += f"\n\n⚠️ **Partial plan** (--target/--exclude): only {shown}"
+        facts += f" and {more} more" if more > 0 else ""
+    return facts
 
 
 def _table(the_plan: plan.Plan) -> str:

@@ -215,13 +215,12 @@ def test_a_reviewed_plan_with_challenger_metrics_is_applied_exactly_and_without_
     assert serving(applied, "bike-seattle") == challenger
     assert {ep: serving(applied, ep) for ep in others} == others
 
-    # The same plan again: what it was made against has moved, so it is refused, not re-run.
+    # The same plan again: it is refused, not re-run, and says it was applied already.
     before = snapshot(applied)
     again = retrain("apply", "p.json")
     assert again.code == 1 and again.out == ""
     assert again.err.startswith(
-        "Error: plan is stale, make a new one: bike-seattle: live state changed "
-        f"(fingerprint: {champion} -> {challenger}; model_uri: "
+        "Error: plan is stale, make a new one: bike-seattle: this plan was already applied"
     )
     assert snapshot(applied) == before
     assert retrain("plan", "--detailed-exitcode").code == 0

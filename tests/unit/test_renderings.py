@@ -485,3 +485,11 @@ def test_a_cut_summary_table_gets_no_stray_closing_details_tag() -> None:
 def test_the_empty_plans_markdown_title_says_no_changes() -> None:
     (md,) = markdown.render(empty_plan(), artifact=ARTIFACT)
     assert md.splitlines()[1] == "### retrain plan: no changes"
+
+
+def test_a_partial_plans_comment_says_it_is_partial() -> None:
+    the_plan = dataclasses.replace(every_action_plan(), targets=("denver", "chicago"))
+    (comment,) = markdown.render(the_plan)
+    assert "⚠️ **Partial plan** (--target/--exclude): only `denver`, `chicago`" in comment
+    (whole,) = markdown.render(every_action_plan())
+    assert "Partial plan" not in whole
