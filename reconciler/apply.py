@@ -144,7 +144,11 @@ def train_models(
         progress(f"trained model {fp} in {time.monotonic() - began:.1f}s: {shown}")
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        list(pool.map(run, enumerate(jobs, 1)))
+        try:
+            list(pool.map(run, enumerate(jobs, 1)))
+        except BaseException:
+            provider.cancel()  # interrupted: stop the jobs so the pool can shut down
+            raise
     return trained, failed
 
 
@@ -215,7 +219,18 @@ class _Context:
         else:
             self.provider.update(ep, chosen.uri, tags)
         self._verify(ep, chosen.uri, fp)
-        self._record(change, ep, chosen, fp)
+        try:
+            self._record(change, ep, chosen, fp)
+        except errors.ReconcilerError as e:
+            return Result(
+                ep.name,
+                change.action,
+                Status.FAILED,
+                f"now serving model {fingerprint.short(fp)}, but the change could "
+                f"not be recorded in the history: {e}",
+                fp,
+                chosen.metrics,
+            )
         self.progress(f"{ep.name}: {change.action} done, serving {fingerprint.short(fp)}")
         judged = f"; gate: {verdict.reason}" if verdict is not None and ep.gate else ""
         return Result(

@@ -9,8 +9,11 @@ their own environment. Expected errors print one line, ``Error: what
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -243,7 +246,8 @@ def plan(
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(0),
+    type=click.FloatRange(0, 86400),  # a day: beyond that, something is stuck
+    callback=lambda _ctx, _param, value: _finite_seconds(value),
     default=0.0,
     show_default=True,
     help="Seconds to wait for another apply's lock.",
@@ -369,40 +373,83 @@ def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | No
         )
 
 
+class Terminated(BaseException):
+    """SIGTERM (a cancelled CI job): unwind like Ctrl-C, so locks and trainers are released."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(args: Sequence[str], env: Mapping[str, str], *, interactive: bool | None = None) -> int:
     """Run the program; returns the exit status instead of exiting."""
     tty = sys.stdin.isatty() and sys.stdout.isatty() if interactive is None else interactive
     state = Env(vars=dict(env), interactive=tty, colour=sys.stdout.isatty())
-    state.traceback = "--traceback" in args
+    state.traceback = "--traceback" in args  # accepted anywhere on the line
+    argv = [a for a in args if a != "--traceback"]
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
-        cli.main(args=list(args), prog_name="retrain", obj=state, standalone_mode=False)
+        return _run(argv, state)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str], state: Env) -> int:
+    try:
+        cli.main(args=argv, prog_name="retrain", obj=state, standalone_mode=False)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     except click.exceptions.Abort:
         state.err("Aborted.")
         return errors.ExitStatus.INTERRUPTED
     except click.ClickException as e:
-        state.err(f"Error: {e.format_message()}")
+        state.err(f"Error: {_one_line(e.format_message())}")
         return errors.ExitStatus.ERROR
     except errors.ManifestError as e:
         for problem in e.problems:
-            state.err(f"Error: {problem}")
+            state.err(f"Error: {_one_line(problem)}")
         return e.exit_code
     except errors.ReconcilerError as e:
-        state.err(f"Error: {e}")
+        state.err(f"Error: {_one_line(str(e))}")
         return e.exit_code
     except KeyboardInterrupt:
         state.err("Interrupted.")
         return errors.ExitStatus.INTERRUPTED
-    except Exception as e:
-        if state.traceback:
-            state.err(traceback.format_exc())
-        state.err(
-            f"Error: unexpected {type(e).__name__}: {str(e)[:300]} "
-            "(this is a bug in retrain; rerun with --traceback for details)"
-        )
+    except Terminated:
+        state.err("Terminated.")
+        return errors.ExitStatus.TERMINATED
+    except OSError as e:
+        if not e.filename:
+            return _bug(state, e)
+        # The machine's answer about a path (permissions, a full disk...), not a bug.
+        state.err(f"Error: {e.strerror or type(e).__name__} ({e.filename})")
         return errors.ExitStatus.ERROR
+    except Exception as e:
+        return _bug(state, e)
     return errors.ExitStatus.OK
+
+
+def _bug(state: Env, e: BaseException) -> int:
+    """An error retrain did not expect: say so briefly; the traceback on request."""
+    if state.traceback:
+        state.err(traceback.format_exc())
+    state.err(
+        f"Error: unexpected {type(e).__name__}: {_one_line(str(e))[:300]} "
+        "(this is a bug in retrain; rerun with --traceback for details)"
+    )
+    return errors.ExitStatus.ERROR
+
+
+def _finite_seconds(value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")).strip()
 
 
 def entrypoint() -> None:

@@ -87,9 +87,12 @@ def select(
         raise errors.ReconcilerError(
             f"no endpoint named {unknown[0]!r} (endpoints: {', '.join(sorted(names))})"
         )
-    return tuple(
+    chosen = tuple(
         ep for ep in endpoints if (not targets or ep.name in targets) and ep.name not in excludes
     )
+    if not chosen:
+        raise errors.ReconcilerError("--target/--exclude leave no endpoint selected")
+    return chosen
 
 
 def desired(

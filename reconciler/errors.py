@@ -18,6 +18,7 @@ class ExitStatus(enum.IntEnum):
     ERROR = 1
     CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
     INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class ReconcilerError(Exception):

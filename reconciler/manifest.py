@@ -12,6 +12,7 @@ import ast
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from reconciler import errors, model, redact, yamlsrc
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 EACH_REF = re.compile(r"\$\{each\.([A-Za-z_][A-Za-z0-9_]*)\}")
+LOCAL_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as the local backend
 DEFAULT_TRAINER_TIMEOUT = 3600.0  # seconds; a local job that runs an hour is surely stuck
 
 
@@ -150,8 +152,10 @@ def _code(
         return "", ()
     file_part, function = spec["entrypoint"].rsplit(":", 1)
     entry = _existing_file(base, file_part, f"{ptr}/entrypoint", problems)
-    if entry is not None and not _defines_function(entry, function):
-        problems.add(f"{ptr}/entrypoint", f"{file_part} defines no function {function!r}")
+    if entry is not None:
+        missing = _function_problem(entry, function)
+        if missing:
+            problems.add(f"{ptr}/entrypoint", f"{file_part} {missing}")
     deps = [
         _existing_file(base, dep, f"{ptr}/dependencies/{i}", problems)
         for i, dep in enumerate(spec.get("dependencies", []))
@@ -273,6 +277,12 @@ def _resolve_env(value: Any, ptr: str, env: Mapping[str, str], problems: _Proble
         if not SECRET_FIELDS.match(ptr):
             return resolved
         problems.secrets.append(resolved)
+        if len(resolved) < redact.MIN_SECRET_LEN and ENV_REF.fullmatch(value):
+            problems.add(
+                ptr,
+                f"the value of {value} is shorter than {redact.MIN_SECRET_LEN} "
+                "characters: too short to be a secret, and to be masked safely",
+            )
         return model.Secret(value.strip("${}"), resolved)
     if isinstance(value, dict):
         return {
@@ -345,6 +355,9 @@ def _endpoint(
             f"{ptr}/secretParameters", f"{clash!r} is both a parameter and a secret parameter"
         )
     gate = spec.get("gate")
+    for key in ("minimum", "maxRegression"):
+        if gate is not None and key in gate and not _finite(gate[key]):
+            problems.add(f"{ptr}/gate/{key}", f"{gate[key]!r} is not a finite number")
     return model.Endpoint(
         name=spec["name"],
         web_service=spec["webService"],
@@ -392,6 +405,12 @@ def _check_target(
 ) -> None:
     """Refuse targets that can never be updated: classic default endpoints, training services."""
     classic = spec.get("classic")
+    if not azure and not LOCAL_SERVICE_NAME.match(spec["webService"]):
+        problems.add(
+            f"{ptr}/webService",
+            "the local backend needs a web service name of "
+            "letters, digits, '.', '_' and '-' (it names a file)",
+        )
     if classic is not None and not azure:
         problems.add(f"{ptr}/classic", "classic endpoints need the azure backend")
     if classic is not None and classic["endpoint"].lower() == "default":
@@ -419,20 +438,32 @@ def _blob(location: str, ptr: str, problems: _Problems) -> str | None:
     return location
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
 def _existing_file(base: Path, rel: str, ptr: str, problems: _Problems) -> Path | None:
     path = (base / rel).resolve()
     if not path.is_file():
-        problems.add(ptr, f"file not found: {rel}")
+        problems.add(ptr, f"not a file: {rel}" if path.exists() else f"file not found: {rel}")
         return None
     return path
 
 
-def _defines_function(path: Path, function: str) -> bool:
+def _function_problem(path: Path, function: str) -> str | None:
+    """Why ``path`` cannot serve ``function`` (None when it can)."""
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError):
-        return False
-    return any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body)
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except SyntaxError as e:
+        return f"has a syntax error at line {e.lineno}: {e.msg}"
+    if any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body):
+        return None
+    return f"defines no function {function!r}"
 
 
 def _check_definition(path: Path, asset: str, ptr: str, problems: _Problems) -> None:

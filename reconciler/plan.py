@@ -223,6 +223,8 @@ def _action(
         return Action.NOOP, f"serving model {fp} (version {ep.version})"
     if not svc.managed:
         return _first(wanted, fp)
+    if svc.fingerprint == target.fingerprint and wanted is None:
+        return Action.RETRAIN, f"model {fp} is no longer in the model store: train it again"
     if svc.fingerprint == target.fingerprint:
         return Action.UPDATE, f"version label {svc.version} -> {ep.version} (same model {fp})"
     if wanted is not None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+MAX_VALUES = 200_000  # a fleet of thousands of endpoints is far below; an alias bomb far above
+
 
 class YamlError(Exception):
     """Malformed YAML or a duplicate key; ``line`` is 1-based."""
@@ -56,16 +58,34 @@ def load(text: str) -> Located:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise YamlError(f"invalid YAML: {e.problem or e.context}", line) from e
+        raise YamlError(f"invalid YAML: {_flat(e.problem or e.context)}", line) from e
     except yaml.YAMLError as e:
         raise YamlError(f"invalid YAML: {e}", None) from e
     located = Located(None)
     if node is not None:
-        located.data = _build(node, "", located.lines)
+        try:
+            located.data = _build(node, "", located.lines)
+        except RecursionError:
+            raise YamlError("invalid YAML: an alias refers to itself", None) from None
+        except yaml.YAMLError as e:  # e.g. an unknown tag (!foo, !!python/object)
+            mark = getattr(e, "problem_mark", None)
+            raise YamlError(
+                f"invalid YAML: {_flat(getattr(e, 'problem', None) or e)}",
+                mark.line + 1 if mark else None,
+            ) from e
     return located
 
 
+def _flat(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def _build(node: yaml.Node, ptr: str, lines: dict[str, int]) -> Any:
+    if len(lines) > MAX_VALUES:
+        raise YamlError(
+            f"the document expands to more than {MAX_VALUES} values (aliases nested too deep?)",
+            node.start_mark.line + 1,
+        )
     lines[ptr] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         return _build_mapping(node, ptr, lines)

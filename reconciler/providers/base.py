@@ -123,6 +123,11 @@ class Provider(Protocol):
         ``on_wait`` hears once, naming the holder, when the lock is busy."""
         ...
 
+    def cancel(self) -> None:
+        """Stop running training jobs now: the apply was interrupted. (Remote jobs may be
+        left running: the next run resumes them.)"""
+        ...
+
     def force_unlock(self, lock_id: str) -> str:
         """Release the lock held under ``lock_id``, whoever holds it; describe who did."""
         ...

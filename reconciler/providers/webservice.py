@@ -60,6 +60,8 @@ def find_asset(definition: Mapping[str, Any], asset_name: str) -> str | None:
 
 def owned_tags(definition: Mapping[str, Any]) -> dict[str, str]:
     tags = get(definition, "tags") or {}
+    if not isinstance(tags, Mapping):
+        raise DefinitionError("definition's tags is not a map")
     return {k: str(v) for k, v in tags.items() if k in model.OWNED_TAGS}
 
 

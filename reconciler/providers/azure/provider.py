@@ -228,6 +228,10 @@ class AzureProvider:
     ) -> AbstractContextManager[None]:
         return lease.hold(self.store, holder=holder, timeout=timeout, on_wait=on_wait)
 
+    def cancel(self) -> None:
+        """BES jobs run remotely and are recorded before they start: an interrupted apply
+        leaves them running, and the next run resumes them rather than paying twice."""
+
     def force_unlock(self, lock_id: str) -> str:
         return lease.force_unlock(self.store, lock_id)
 

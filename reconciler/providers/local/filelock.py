@@ -55,8 +55,12 @@ def describe(info: dict[str, Any]) -> str:
     age = ""
     since = info.get("since")
     if isinstance(since, str):
-        seconds = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(since)).total_seconds()
-        age = f", for {int(seconds)}s since {since}"
+        try:
+            taken = dt.datetime.fromisoformat(since)
+            seconds = (dt.datetime.now(dt.UTC) - taken.astimezone(dt.UTC)).total_seconds()
+            age = f", for {int(seconds)}s since {since}"
+        except (ValueError, TypeError, OverflowError):
+            age = f", since {since[:40]!r}"
     return (
         f"{info.get('holder', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')}"
         f"{age}, lock ID {info.get('id', '?')})"

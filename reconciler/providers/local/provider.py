@@ -13,13 +13,16 @@ definition or the new one, never a torn file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -30,6 +33,7 @@ from reconciler.providers import base, webservice
 from reconciler.providers.local import filelock, store
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+KILL_WAIT = 10  # seconds to reap a killed trainer
 STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
 LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
 JOB_FILE = "job.json"  # the runner's instructions; scratch only, removed before the model is stored
@@ -49,6 +53,8 @@ class LocalProvider:
         self.services = state_dir / "webservices"
         self.store = store.ModelStore(state_dir / "models")
         self.history_path = state_dir / "history.jsonl"
+        self._children: set[subprocess.Popen[str]] = set()
+        self._children_lock = threading.Lock()
 
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
@@ -119,31 +125,49 @@ class LocalProvider:
         secrets = {k: s.reveal() for k, s in job.trainer.secrets.items()}
         env = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **self.env, **secrets}
         argv = [sys.executable, "-m", "reconciler.providers.local.runner", str(scratch / JOB_FILE)]
+        # Its own process group, so a timeout or a cancelled apply stops the trainer *and*
+        # everything it started, not just the runner.
+        child = subprocess.Popen(
+            argv,
+            cwd=self.workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        )
+        with self._children_lock:
+            self._children.add(child)
         try:
-            done = subprocess.run(
-                argv,
-                cwd=self.workdir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=job.trainer.timeout_seconds,
-                check=False,
-            )
+            _out, err = child.communicate(timeout=job.trainer.timeout_seconds)
         except subprocess.TimeoutExpired as e:
+            _kill(child)
+            child.communicate(timeout=KILL_WAIT)
             raise errors.TrainingError(
                 f"trainer {job.trainer.name!r} timed out after {job.trainer.timeout_seconds:g}s"
             ) from e
-        if done.returncode != 0:
+        finally:
+            with self._children_lock:
+                self._children.discard(child)
+        if child.returncode != 0:
             scrub = redact.Redactor(secrets.values())
             raise errors.TrainingError(
-                f"trainer {job.trainer.name!r} failed: {scrub(_last_error(done.stderr))}"
+                f"trainer {job.trainer.name!r} failed: {_last_error(scrub(err))}"
             )
+
+    def cancel(self) -> None:
+        """Stop every running trainer (and what it started): the apply was interrupted."""
+        with self._children_lock:
+            children = list(self._children)
+        for child in children:
+            _kill(child)
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         if endpoint.definition is None:
             raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
         if self._path(endpoint.web_service).exists():
             raise errors.ProviderError(f"web service {endpoint.web_service!r} already exists")
+        self._model_exists(model_uri)
         try:
             definition = webservice.load_exported(
                 endpoint.definition, endpoint.asset, model_uri, tags
@@ -165,6 +189,7 @@ class LocalProvider:
         self._write(endpoint.web_service, definition)
 
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
+        self._model_exists(model_uri)
         current = self._read(endpoint.web_service)
         if current is None:
             raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
@@ -176,18 +201,28 @@ class LocalProvider:
 
     # -- history and lock ----------------------------------------------------
     def record(self, entry: base.HistoryEntry) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        line = base.history_line(entry)
-        with open(self.history_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.history_path, "a+b") as f:
+                if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+                    f.write(b"\n")  # a line torn by a crash stays its own (bad) line
+                f.write((base.history_line(entry) + "\n").encode())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise errors.ProviderError(
+                f"cannot write history: {e.strerror}", where=str(self.history_path)
+            ) from e
 
     def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
         try:
             text = self.history_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return iter(())
+        except (OSError, UnicodeDecodeError) as e:
+            raise errors.ProviderError(
+                f"cannot read history: {e}", where=str(self.history_path)
+            ) from e
         return base.parse_history(text, where=str(self.history_path), endpoint=endpoint)
 
     def lock(
@@ -200,6 +235,11 @@ class LocalProvider:
     def force_unlock(self, lock_id: str) -> str:
         holder = filelock.force_unlock(self.state_dir / "lock", lock_id)
         return filelock.describe(holder)
+
+    def _model_exists(self, uri: str) -> None:
+        """Never point a web service at a model file that is not there."""
+        if uri.startswith(store.URI_PREFIX) and not self.store.resolve(uri).is_file():
+            raise errors.ProviderError(f"model {uri} is not in the model store; not pointing at it")
 
     # -- files -----------------------------------------------------------
     def _path(self, web_service: str) -> Path:
@@ -252,8 +292,19 @@ def _metrics(scratch: Path, job: base.TrainingJob) -> dict[str, float]:
         raise errors.TrainingError(
             f"trainer {job.trainer.name!r} wrote no evaluation output"
         ) from None
+    except UnicodeDecodeError:
+        raise errors.TrainingError(
+            f"trainer {job.trainer.name!r}: evaluation output is not UTF-8 text"
+        ) from None
     except evaluation.EvaluationError as e:
         raise errors.TrainingError(f"trainer {job.trainer.name!r}: {e}") from e
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    """SIGKILL the child's whole process group. (The thread running it reaps it: only one
+    thread may read a child's pipes.)"""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _last_error(stderr: str) -> str:

@@ -51,7 +51,12 @@ class ModelStore:
         return self.path(fp) / name
 
     def get(self, fp: str) -> model.ModelRecord | None:
+        """The stored model, or None: not a fingerprint, never stored, or its files gone."""
+        if not FINGERPRINT.match(fp):
+            return None  # e.g. a hand-edited tag: the planner then sees drift
         meta = self.path(fp) / METADATA_FILE
+        if not (self.path(fp) / MODEL_FILE).is_file():
+            return None
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -75,14 +80,20 @@ class ModelStore:
         """Publish a finished job's directory as the model ``fp`` (atomic rename)."""
         (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
         target = self.path(fp)
+        if target.exists() and self.get(fp) is None:
+            # A damaged entry (files deleted by hand): set it aside, atomically, first.
+            os.rename(target, target.with_name(f".broken-{fp}-{os.getpid()}-{id(scratch)}"))
         try:
             os.rename(scratch, target)
         except OSError:
-            if not (target / METADATA_FILE).is_file():
+            if self.get(fp) is None:
                 raise
             shutil.rmtree(scratch, ignore_errors=True)  # a concurrent run stored it first
         record = self.get(fp)
-        assert record is not None  # just written
+        if record is None:
+            raise errors.ProviderError(
+                f"model {fp[:12]} vanished right after it was stored", where=str(target)
+            )
         return record
 
 
