@@ -61,5 +61,7 @@ def _metrics(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
             raise EvaluationError(f"metric {key!r} is not a number: {str(raw)[:40]!r}") from None
         if math.isnan(value):
             raise EvaluationError(f"metric {key!r} is NaN")
+        if key in out:
+            raise EvaluationError(f"metric {key!r} appears twice")
         out[key] = value
     return out

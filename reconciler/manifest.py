@@ -80,6 +80,8 @@ def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
         at = f"{path}:{e.line}" if e.line else str(path)
         raise errors.ManifestError([f"{at}: {e}"]) from e
     problems = _Problems(str(path), located)
+    if located.data is None:
+        raise errors.ManifestError([f"{path}: the manifest is empty"])
     _validate(located.data, "", problems)
     problems.raise_if_any()
     doc: dict[str, Any] = located.data

@@ -62,10 +62,14 @@ def parse_history(text: str, *, where: str, endpoint: str | None) -> Iterator[Hi
             continue
         try:
             entry = HistoryEntry(**json.loads(line))
-        except (ValueError, TypeError) as e:
+        except ValueError:
             raise errors.ProviderError(
-                f"history line is malformed ({e})", where=f"{where}:{number}"
-            ) from e
+                "history line is not JSON (torn by a crash?)", where=f"{where}:{number}"
+            ) from None
+        except TypeError:
+            raise errors.ProviderError(
+                "history line is not a history entry", where=f"{where}:{number}"
+            ) from None
         if endpoint is None or entry.endpoint == endpoint:
             yield entry
 

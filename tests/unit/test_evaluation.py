@@ -43,6 +43,7 @@ def test_layouts_parse_to_named_metrics(text: str, expected: dict[str, float]) -
         ("r2,high\n", "metric 'r2' is not a number"),
         ("r2,nan\n", "is NaN"),
         (",0.5\n", "without a name"),
+        ("r2,r2\n0.9,0.1\n", "metric 'r2' appears twice"),
     ],
 )
 def test_malformed_output_is_rejected_with_a_reason(text: str, message: str) -> None:

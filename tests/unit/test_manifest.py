@@ -157,7 +157,7 @@ def test_required_fields_are_checked_after_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "/: None is not of type 'object'"),
+        ("", "the manifest is empty"),
         ("a: [1\n", "invalid YAML"),
         ("apiVersion: retrain/v2\n", "/apiVersion: 'retrain/v1' was expected"),
     ],
