@@ -41,6 +41,7 @@ from tests.fakes.azurite import Azurite
 from tests.fakes.server import FakeAzure
 
 RESULTS = Path(__file__).parent / "results"
+BES_KEY = "bench-bes-key"  # the fake training service's key (secrets must be 4+ characters)
 READ_BURST, READ_RATE = throttle.LIMITS["reads"]
 
 
@@ -77,14 +78,11 @@ endpoints:
 
 
 def session(path: Path, env: dict[str, str], *, pacer: throttle.Pacer) -> engine.Session:
-    loaded_env = env
-    base = engine.open_session(settings.Settings(manifest=path, parallelism=16), env=loaded_env)
-    cfg = config.from_options(
-        base.manifest.backend.options, manifest_dir=path.parent, env=loaded_env
-    )
+    base = engine.open_session(settings.Settings(manifest=path, parallelism=16), env=env)
+    cfg = config.from_options(base.manifest.backend.options, manifest_dir=path.parent, env=env)
     prov = provider.AzureProvider(
         cfg,
-        env=loaded_env,
+        env=env,
         scrub=redact.Redactor(),
         credential=arm.StaticToken("t"),
         workers=16,
@@ -141,8 +139,8 @@ def run(services: int, updates: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with Azurite() as emulator:
         env = dict(os.environ) | {
-            "BENCH_TOKEN": "t",
-            "BENCH_KEY": "k",
+            "BENCH_TOKEN": "bench-arm-token",
+            "BENCH_KEY": BES_KEY,
             "BENCH_STORAGE": emulator.connection_string,
         }
         for label, n, paced in (
@@ -152,19 +150,7 @@ def run(services: int, updates: int) -> dict[str, Any]:
             with FakeAzure(
                 blob_connection_string=emulator.connection_string, arm_options={"lro_polls": 1}
             ) as fake:
-                bes_url = fake.seed_arm_training_service(
-                    SUB,
-                    RG,
-                    "training",
-                    TRAINING_DEFINITION,
-                    mean_trainer,
-                    model_outputs={"output1"},
-                    keys={"primary": "k", "secondary": "k"},
-                )
-                root = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{label}"
-                root.mkdir(exist_ok=True)
-                path = manifest(root, fake, bes_url, n)
-                _upload(emulator, b"y\n1\n2\n3\n")
+                path = fleet(fake, emulator, label, n, b"y\n1\n2\n3\n")
                 pacer = throttle.Pacer() if paced else _unlimited()
                 sess = session(path, env, pacer=pacer)
                 seed_in_sync(fake, sess)
@@ -175,21 +161,26 @@ def run(services: int, updates: int) -> dict[str, Any]:
     return results
 
 
+def fleet(fake: FakeAzure, emulator: Azurite, label: str, n: int, data: bytes) -> Path:
+    """A training service, the shared input blob, and a manifest of ``n`` endpoints."""
+    bes_url = fake.seed_arm_training_service(
+        SUB,
+        RG,
+        "training",
+        TRAINING_DEFINITION,
+        mean_trainer,
+        model_outputs={"output1"},
+        keys={"primary": BES_KEY, "secondary": BES_KEY},
+    )
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{label}"
+    root.mkdir(exist_ok=True)
+    _upload(emulator, data)
+    return manifest(root, fake, bes_url, n)
+
+
 def update_wave(emulator: Azurite, env: dict[str, str], n: int) -> dict[str, Any]:
     with FakeAzure(blob_connection_string=emulator.connection_string) as fake:
-        bes_url = fake.seed_arm_training_service(
-            SUB,
-            RG,
-            "training",
-            TRAINING_DEFINITION,
-            mean_trainer,
-            model_outputs={"output1"},
-            keys={"primary": "k", "secondary": "k"},
-        )
-        root = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-update"
-        root.mkdir(exist_ok=True)
-        path = manifest(root, fake, bes_url, n)
-        _upload(emulator, b"y\n5\n6\n9\n")
+        path = fleet(fake, emulator, "update", n, b"y\n5\n6\n9\n")
         sess = session(path, env, pacer=throttle.Pacer())
         wanted = sess.targets()[0]
         job = apply.training_jobs(

@@ -125,18 +125,26 @@ def desired(
 
 def make_plan(session: Session) -> plan.Plan:
     """Observe the selected endpoints (one read each) and decide."""
-    targets = session.targets()
+    return decide(session, observe(session))
+
+
+def observe(session: Session) -> model.Observed:
+    """One read per selected endpoint, plus the stored models the planner will need."""
     services = session.provider.observe(session.endpoints)
-    needed = plan.models_needed(targets, services)
+    needed = plan.models_needed(session.targets(), services)
     models = session.provider.models(sorted(needed)) if needed else {}
-    observed = model.Observed(model.frozen_map(services), model.frozen_map(models))
+    return model.Observed(model.frozen_map(services), model.frozen_map(models))
+
+
+def decide(session: Session, observed: model.Observed) -> plan.Plan:
+    """The plan for what was observed. Pure."""
     selected = (
         tuple(ep.name for ep in session.endpoints)
         if session.settings.targets or session.settings.excludes
         else ()
     )
     return plan.make_plan(
-        targets,
+        session.targets(),
         observed,
         manifest_digest=session.manifest.digest,
         backend=session.manifest.backend.kind,
@@ -265,10 +273,12 @@ def run_apply(
 
 def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:
     """Rows for ``retrain status``, and the metric names worth showing (the gates')."""
-    the_plan = make_plan(session)
-    services = session.provider.observe(session.endpoints)
+    observed = observe(session)
+    the_plan = decide(session, observed)
+    services = observed.services
     serving = {s.fingerprint for s in services.values() if s and s.fingerprint}
-    models = session.provider.models(sorted(serving))
+    missing = sorted(serving - set(observed.models))
+    models = {**observed.models, **(session.provider.models(missing) if missing else {})}
     deployed: dict[str, str] = {}
     for entry in session.provider.history():
         deployed[entry.endpoint] = entry.time

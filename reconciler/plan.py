@@ -93,6 +93,13 @@ class Plan:
     def mutating(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action in MUTATING)
 
+    def counts(self) -> dict[Action, int]:
+        """How many endpoints per action, every action listed."""
+        counts = dict.fromkeys(Action, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
     def mutating_or_blocked(self) -> tuple[Change, ...]:
         """Everything a reviewer must look at: changes, and what cannot change."""
         return tuple(c for c in self.changes if c.action is not Action.NOOP)

@@ -59,10 +59,7 @@ def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
 
 def summary(the_plan: plan.Plan) -> dict[str, int]:
     """How many endpoints per action, every action listed."""
-    counts = {str(a): 0 for a in plan.Action}
-    for change in the_plan.changes:
-        counts[str(change.action)] += 1
-    return counts
+    return {str(action): n for action, n in the_plan.counts().items()}
 
 
 def load(path: Path) -> plan.Plan:

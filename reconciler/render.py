@@ -84,9 +84,7 @@ def _show(path: str, value: model.JSON) -> str:
 
 
 def _summary(the_plan: plan.Plan) -> str:
-    counts = dict.fromkeys(plan.Action, 0)
-    for change in the_plan.changes:
-        counts[change.action] += 1
+    counts = the_plan.counts()
     jobs = len(the_plan.to_train())
     parts = [
         f"{counts[plan.Action.CREATE]} to create",

@@ -134,6 +134,19 @@ def crash(*_args: object, **_kw: object) -> None:
     raise Crash
 
 
+def crash_in(
+    world: World, method: str, capsys: pytest.CaptureFixture[str], mp: pytest.MonkeyPatch
+) -> None:
+    """One endpoint, and an apply that dies inside ``bes.Trainer.<method>``."""
+    from reconciler.providers.azure import bes
+
+    seed_solo(world)
+    with mp.context() as patch:
+        patch.setattr(bes.Trainer, method, crash)
+        with pytest.raises(Crash):
+            world.run("apply", "--auto-approve", capsys=capsys)
+
+
 def seed_solo(world: World) -> None:
     world.blob("solo.csv", [1, 2, 4])
     world.seed_arm("bike-solo")
@@ -147,13 +160,7 @@ def seed_solo(world: World) -> None:
 def test_a_crash_after_submitting_a_job_resumes_that_job_on_rerun(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.providers.azure import bes
-
-    seed_solo(world)
-    with monkeypatch.context() as patch:
-        patch.setattr(bes.Trainer, "_start", crash)
-        with pytest.raises(Crash):
-            world.run("apply", "--auto-approve", capsys=capsys)
+    crash_in(world, "_start", capsys, monkeypatch)
     assert len(world.fake.bes.job_list()) == 1
     assert world.fake.bes.job_list()[0].status == "NotStarted"
     rerun = world.run("apply", "--auto-approve", "--lock-timeout", "70", capsys=capsys)
@@ -166,13 +173,7 @@ def test_a_crash_after_submitting_a_job_resumes_that_job_on_rerun(
 def test_a_crash_while_polling_resumes_polling_without_a_second_job(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.providers.azure import bes
-
-    seed_solo(world)
-    with monkeypatch.context() as patch:
-        patch.setattr(bes.Trainer, "_wait", crash)
-        with pytest.raises(Crash):
-            world.run("apply", "--auto-approve", capsys=capsys)
+    crash_in(world, "_wait", capsys, monkeypatch)
     rerun = world.run("apply", "--auto-approve", "--lock-timeout", "70", capsys=capsys)
     assert rerun.code == 0, rerun.err
     assert len(world.fake.bes.job_list()) == 1
@@ -226,13 +227,7 @@ def test_bes_status_codes_sent_as_integers_are_understood(
 def test_a_recorded_job_that_bes_no_longer_knows_is_replaced_on_the_next_run(
     world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler.providers.azure import bes
-
-    seed_solo(world)
-    with monkeypatch.context() as patch:
-        patch.setattr(bes.Trainer, "_wait", crash)
-        with pytest.raises(Crash):
-            world.run("apply", "--auto-approve", capsys=capsys)
+    crash_in(world, "_wait", capsys, monkeypatch)
     world.fake.bes.jobs.clear()  # the service forgot the job (expired, or deleted by hand)
     lost = world.run("apply", "--auto-approve", capsys=capsys)
     assert lost.code == 1
