@@ -98,6 +98,12 @@ def training_jobs(
     for fp, names in waiting.items():
         target = targets[names[0]]
         ep = target.endpoint
+        strays = [n for n in names if targets[n].fingerprint != fp]
+        if strays:  # a model is stored under the fingerprint of its own recipe, or not at all
+            raise errors.PlanFileError(
+                f"plan trains {fingerprint.short(fp)} for {strays[0]}, whose recipe is "
+                f"{fingerprint.short(targets[strays[0]].fingerprint)}"
+            )
         jobs.append(
             base.TrainingJob(
                 fingerprint=fp,
@@ -214,6 +220,12 @@ class _Context:
             model.TAG_FINGERPRINT: fp,
             model.TAG_VERSION: ep.version,
         }
+        if chosen.uri != self.provider.model_uri(fp):
+            raise errors.ProviderError(
+                f"model {chosen.uri[:200]} is not where model {fingerprint.short(fp)} is "
+                f"stored ({self.provider.model_uri(fp)}); not pointing at it",
+                where=ep.web_service,
+            )
         if change.action is plan.Action.CREATE:
             self.provider.create(ep, chosen.uri, tags)
         else:

@@ -8,15 +8,16 @@ The engine knows no terminal and no particular backend.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import (
     apply,
-    diff,
     errors,
     fingerprint,
+    ledger,
     manifest,
     model,
     plan,
@@ -24,6 +25,7 @@ from reconciler import (
     redact,
     render,
     settings,
+    verify,
 )
 from reconciler.providers import base
 
@@ -183,17 +185,76 @@ def run_saved(
     *,
     progress: apply.Progress = lambda _line: None,
 ) -> apply.Report:
-    """Apply a saved plan exactly, after proving the world has not moved since it was made."""
+    """Apply a saved plan exactly: under the lock, derive the plan again from the manifest
+    and the live state, refuse the saved one if the world moved or if it says anything the
+    derivation does not, then act on the derived plan (never on values read from the file)."""
     with session.provider.lock(
         session.settings.actor or "retrain", session.settings.lock_timeout, progress
     ):
-        stale = staleness(session, saved)
-        if stale:
+        observed = _prepare(session, progress)
+        now = decide(session, observed)
+        findings = verify.saved_plan(
+            saved,
+            now,
+            backend=session.manifest.backend.kind,
+            manifest_digest=session.manifest.digest,
+            fingerprints={t.name: t.fingerprint for t in session.targets()},
+            model_uri=session.provider.model_uri,
+        )
+        if findings.stale:
             raise errors.StalePlanError(
-                f"plan is stale, make a new one: {'; '.join(stale)}",
+                f"plan is stale, make a new one: {'; '.join(findings.stale)}",
                 where=saved.manifest or None,
             )
-        return execute(session, saved, progress)
+        if findings.mismatched:
+            raise errors.PlanFileError(
+                "plan does not match what the manifest and the live state give (edited?); "
+                f"refusing it: {'; '.join(findings.mismatched)}",
+                where=saved.manifest or None,
+            )
+        return execute(session, now, progress)
+
+
+def _prepare(session: Session, progress: apply.Progress) -> model.Observed:
+    """What every apply does first, under the lock: clean up after a dead run, observe, and
+    record in the history any change a dead run made but did not record."""
+    for leftover in session.provider.recover():
+        progress(f"removed {leftover}, left by an interrupted run")
+    observed = observe(session)
+    settle_history(session, observed.services, progress)
+    return observed
+
+
+def settle_history(
+    session: Session,
+    services: Mapping[str, model.ServiceState | None],
+    progress: apply.Progress,
+) -> None:
+    """Give every endpoint whose live model the history does not name a ``recovered`` entry."""
+    last = ledger.last_entries(session.provider.history())
+    gaps = ledger.unrecorded(services, last)
+    if not gaps:
+        return
+    serving = {services[name].fingerprint for name in gaps}  # type: ignore[union-attr]
+    stored = session.provider.models(sorted(fp for fp in serving if fp))
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for name in gaps:
+        svc = services[name]
+        assert svc is not None and svc.fingerprint  # unrecorded() only names live, tagged ones
+        session.provider.record(
+            ledger.recovered(
+                svc,
+                endpoint=name,
+                previous=last.get(name),
+                stored=stored.get(svc.fingerprint),
+                time=now,
+                actor=session.settings.actor,
+            )
+        )
+        progress(
+            f"{name}: history had no entry for the model it serves "
+            f"({fingerprint.short(svc.fingerprint)}, version {svc.version}); recorded it"
+        )
 
 
 def execute(session: Session, the_plan: plan.Plan, progress: apply.Progress) -> apply.Report:
@@ -220,41 +281,6 @@ def with_skipped(report: apply.Report, session: Session) -> apply.Report:
     return dataclasses.replace(report, results=report.results + skipped)
 
 
-def staleness(session: Session, saved: plan.Plan) -> list[str]:
-    """Why ``saved`` no longer describes the world, one reason per endpoint (empty: fresh)."""
-    if saved.backend != session.manifest.backend.kind:
-        return [
-            f"it is for the {saved.backend!r} backend, the manifest uses "
-            f"{session.manifest.backend.kind!r}"
-        ]
-    if saved.manifest_digest != session.manifest.digest:
-        return [
-            f"the manifest changed since the plan was made (plan "
-            f"{saved.manifest_digest[:12]}, now {session.manifest.digest[:12]})"
-        ]
-    targets = {t.name: t for t in session.targets()}
-    services = session.provider.observe(session.endpoints)
-    reasons = []
-    for change in saved.changes:
-        target = targets.get(change.endpoint)
-        if target is None:
-            reasons.append(f"{change.endpoint}: not in the manifest's selection")
-            continue
-        svc = services.get(change.endpoint)
-        revision = None if svc is None else svc.revision
-        if revision != change.revision and _applied(change, svc):
-            reasons.append(f"{change.endpoint}: this plan was already applied")
-        elif revision != change.revision:
-            reasons.append(f"{change.endpoint}: live state changed ({_moved(change, svc)})")
-        elif (change.after or {}).get("fingerprint") != target.fingerprint:
-            reasons.append(
-                f"{change.endpoint}: model inputs changed (fingerprint "
-                f"{fingerprint.short(target.fingerprint)}, plan "
-                f"{fingerprint.short((change.after or {}).get('fingerprint'))})"
-            )
-    return reasons
-
-
 def run_apply(
     session: Session,
     *,
@@ -265,7 +291,7 @@ def run_apply(
     with session.provider.lock(
         session.settings.actor or "retrain", session.settings.lock_timeout, progress
     ):
-        the_plan = make_plan(session)
+        the_plan = decide(session, _prepare(session, progress))
         if the_plan.is_empty() or not confirm(the_plan):
             return the_plan, None
         return the_plan, execute(session, the_plan, progress)
@@ -299,27 +325,6 @@ def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:
         )
     metrics = list(dict.fromkeys(ep.gate.metric for ep in session.endpoints if ep.gate))
     return rows, metrics
-
-
-def _applied(change: plan.Change, svc: model.ServiceState | None) -> bool:
-    """The live state is what the change would have made it."""
-    return (
-        svc is not None
-        and change.action in plan.MUTATING
-        and change.after is not None
-        and plan.essence(svc) == dict(change.after)
-    )
-
-
-def _moved(change: plan.Change, svc: model.ServiceState | None) -> str:
-    """What moved in the live state since the plan, in owned-field terms."""
-    if svc is None:
-        return "the web service was deleted"
-    if change.before is None:
-        return "the web service was created"
-    moved = diff.diff(change.before, plan.essence(svc), plan.SCOPE)
-    shown = [f"{path}: {old} -> {new}" for _op, path, old, new in moved]
-    return "; ".join(shown) or "ownership tags changed"
 
 
 def _state(change: plan.Change, svc: model.ServiceState | None) -> str:

@@ -217,3 +217,21 @@ class Observed:
 
     services: Mapping[str, ServiceState | None]
     models: Mapping[str, ModelRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change made to one endpoint: answers "what served what, when, and why"."""
+
+    time: str
+    endpoint: str
+    web_service: str
+    action: str
+    fingerprint: str
+    version: str
+    model_uri: str
+    previous_uri: str | None
+    previous_fingerprint: str | None
+    metrics: Mapping[str, float] = field(default_factory=frozen_map)
+    actor: str = ""
+    manifest_digest: str = ""

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler import errors, model
@@ -31,22 +31,7 @@ class TrainingJob:
     version: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One change made to one endpoint: answers "what served what, when, and why"."""
-
-    time: str
-    endpoint: str
-    web_service: str
-    action: str
-    fingerprint: str
-    version: str
-    model_uri: str
-    previous_uri: str | None
-    previous_fingerprint: str | None
-    metrics: Mapping[str, float] = field(default_factory=model.frozen_map)
-    actor: str = ""
-    manifest_digest: str = ""
+HistoryEntry = model.HistoryEntry  # the type lives with the other value types
 
 
 def history_line(entry: HistoryEntry) -> str:
@@ -114,6 +99,16 @@ class Provider(Protocol):
 
     def record(self, entry: HistoryEntry) -> None:
         """Append one entry to the history."""
+        ...
+
+    def model_uri(self, fingerprint: str) -> str:
+        """The one canonical location of the model ``fingerprint`` in this backend's store:
+        the only URI a web service tagged with that fingerprint may point at."""
+        ...
+
+    def recover(self) -> list[str]:
+        """Clean up what a dead run left (training scratch, temporary files); called under
+        the apply lock before every apply. Returns what was removed, for the log."""
         ...
 
     def history(self, endpoint: str | None = None) -> Iterator[HistoryEntry]:

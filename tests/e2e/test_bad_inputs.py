@@ -146,21 +146,21 @@ def test_a_garbage_fingerprint_tag_is_drift_for_that_endpoint_only(
     assert retrain("plan", "--detailed-exitcode").code == 0
 
 
-def test_an_unwritable_history_fails_the_endpoint_clearly_after_the_change(
+def test_an_unusable_history_stops_apply_before_any_change(
     retrain: Callable[..., Run], applied: Path
 ) -> None:
+    # Apply reads the history first (to record what an interrupted run did not), so a
+    # history it cannot use stops it before it changes anything, rather than after.
     history_dir(applied)
     manifest = applied / "retrain.yaml"
     manifest.write_text(manifest.read_text().replace('version: "2026.11"', 'version: "2026.12"'))
+    before = (applied / SERVICE).read_bytes()
     result = retrain("apply", "--auto-approve")
     assert result.code == 1
     assert "unexpected" not in result.out + result.err
-    assert (
-        result.out.count(
-            "but the change could not be recorded in the history: cannot write history"
-        )
-        == 3
-    )
+    assert "cannot read history" in result.err
+    assert "history.jsonl" in result.err
+    assert (applied / SERVICE).read_bytes() == before
 
 
 def test_a_model_gone_from_the_store_is_trained_again_not_pointed_at(

@@ -113,3 +113,70 @@ def test_sigterm_stops_the_apply_its_trainers_and_releases_the_lock(tmp_path: Pa
     assert not list((root / ".retrain" / "models").glob(".job-*"))
     assert not (root / ".retrain" / "webservices").exists()  # nothing half-applied
     assert os.environ.get("RETRAIN_TEST_SECRET") not in err
+
+
+def test_sigkill_of_apply_kills_its_trainer_and_everything_the_trainer_started(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path, timeout=120)
+    run = retrain(root, "apply", "--auto-approve")
+    wait_for(root / "pids.txt")
+    run.kill()  # as the OOM killer would: no handler runs, no cleanup in this process
+    run.communicate(timeout=30)
+    pids = [int(p) for p in (root / "pids.txt").read_text().split()]
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)
+
+
+SECRET_TRAINER = """
+import os
+import time
+from pathlib import Path
+
+
+def train(*, inputs, parameters, model_path, evaluation_path):
+    Path("started.txt").write_text("yes")
+    time.sleep(60)
+"""
+
+SECRET_MANIFEST = """\
+apiVersion: retrain/v1
+backend: {kind: local}
+trainers:
+  slow:
+    entrypoint: slow.py:train
+    secretParameters: {db_password: "${env:RETRAIN_TEST_SECRET}"}
+endpoints:
+  - name: solo
+    webService: ws-solo
+    asset: Bike Demand [trained model]
+    version: "1"
+    trainer: slow
+    inputs: {data: data.csv}
+    definition: webservice.json
+"""
+
+
+def test_no_file_of_a_running_or_killed_trainer_holds_a_secret_and_the_next_run_sweeps_it(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path, timeout=120)
+    (root / "slow.py").write_text(SECRET_TRAINER)
+    (root / "retrain.yaml").write_text(SECRET_MANIFEST)
+    run = retrain(root, "apply", "--auto-approve")
+    wait_for(root / "started.txt")
+    secret = os.environ["RETRAIN_TEST_SECRET"].encode()
+    state = root / ".retrain"
+    scratch = list((state / "models").glob(".job-*"))
+    assert len(scratch) == 1  # training is running in it now
+    assert not [p for p in state.rglob("*") if p.is_file() and secret in p.read_bytes()]
+    run.kill()
+    run.communicate(timeout=30)
+    assert scratch[0].exists()  # a dead run's scratch stays until the next run
+    (root / "slow.py").write_text(SLOW_TRAINER.replace("time.sleep(60)", "raise SystemExit(3)"))
+    rerun = retrain(root, "apply", "--auto-approve")
+    _out, err = rerun.communicate(timeout=60)
+    assert not list((state / "models").glob(".job-*")), err
+    assert not [p for p in state.rglob("*") if p.is_file() and secret in p.read_bytes()]

@@ -77,6 +77,9 @@ class AzureProvider:
     def uri_for(self, fp: str) -> str:
         return self.store.url(bes.model_path(fp))
 
+    def model_uri(self, fp: str) -> str:
+        return self.uri_for(fp)
+
     # -- observe ---------------------------------------------------------------
     def observe(
         self, endpoints: Sequence[model.Endpoint]
@@ -234,6 +237,10 @@ class AzureProvider:
 
     def force_unlock(self, lock_id: str) -> str:
         return lease.force_unlock(self.store, lock_id)
+
+    def recover(self) -> list[str]:
+        """Nothing to sweep: BES jobs are recorded before they start and resumed, not redone."""
+        return []
 
 
 def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:

@@ -28,15 +28,15 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, evaluation, fingerprint, model, redact
+from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, webservice
-from reconciler.providers.local import filelock, store
+from reconciler.providers.local import filelock, runner, store
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KILL_WAIT = 10  # seconds to reap a killed trainer
 STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
 LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
-JOB_FILE = "job.json"  # the runner's instructions; scratch only, removed before the model is stored
+RUNNER = "reconciler.providers.local.runner"
 
 
 class LocalProvider:
@@ -89,17 +89,33 @@ class LocalProvider:
 
     # -- act -------------------------------------------------------------
     def train(self, job: base.TrainingJob) -> model.ModelRecord:
-        scratch = self.store.scratch()
+        """Train in a held scratch directory; the runner publishes the model into the store
+        itself, so a crash of this process after training loses nothing."""
+        scratch, held = self.store.scratch(job.fingerprint)
         try:
-            started = dt.datetime.now(dt.UTC)
             self._run(job, scratch)
-            metrics = _metrics(scratch, job)
-            (scratch / JOB_FILE).unlink()
-            metadata = {
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # gone already once published
+            os.close(held)
+        record = self.store.get(job.fingerprint)
+        if record is None:
+            raise errors.TrainingError(
+                f"trainer {job.trainer.name!r} finished but model "
+                f"{fingerprint.short(job.fingerprint)} is not in the store"
+            )
+        return record
+
+    def _run(self, job: base.TrainingJob, scratch: Path) -> None:
+        spec = {
+            "entrypoint": job.trainer.entrypoint,
+            "inputs": dict(job.inputs),
+            "parameters": dict(job.parameters),
+            "trainer": job.trainer.name,
+            "fingerprint": job.fingerprint,
+            "scratch": str(scratch),
+            "store": str(self.store.root),
+            "metadata": {
                 "fingerprint": job.fingerprint,
-                "metrics": metrics,
-                "trained_at": started.isoformat(timespec="seconds"),
-                "duration_seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
                 "lineage": {
                     "trainer": job.trainer.name,
                     "entrypoint": _relative(job.trainer.entrypoint, self.workdir),
@@ -108,38 +124,36 @@ class LocalProvider:
                     "version": job.version,
                     "endpoints": list(job.endpoints),
                 },
-            }
-            return self.store.commit(job.fingerprint, scratch, metadata)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _run(self, job: base.TrainingJob, scratch: Path) -> None:
-        spec = {
-            "entrypoint": job.trainer.entrypoint,
-            "inputs": dict(job.inputs),
-            "parameters": dict(job.parameters),
-            "model_path": str(scratch / store.MODEL_FILE),
-            "evaluation_path": str(scratch / store.EVALUATION_FILE),
+            },
         }
-        (scratch / JOB_FILE).write_text(json.dumps(spec))
         secrets = {k: s.reveal() for k, s in job.trainer.secrets.items()}
         env = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **self.env, **secrets}
-        argv = [sys.executable, "-m", "reconciler.providers.local.runner", str(scratch / JOB_FILE)]
-        # Its own process group, so a timeout or a cancelled apply stops the trainer *and*
-        # everything it started, not just the runner.
-        child = subprocess.Popen(
-            argv,
-            cwd=self.workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            process_group=0,
-        )
+        # The job goes over stdin (it holds secret parameters: never in a file). The runner
+        # holds the read end of ``alive``; we hold the only write end, so our death, however
+        # it comes, is its end-of-file, and it kills the trainer. Its own process group, so a
+        # timeout or a cancelled apply stops the trainer *and* everything it started.
+        alive_r, alive_w = os.pipe()
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", RUNNER, str(alive_r)],
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                process_group=0,
+                pass_fds=(alive_r,),
+            )
+        except BaseException:
+            os.close(alive_w)
+            raise
+        finally:
+            os.close(alive_r)
         with self._children_lock:
             self._children.add(child)
         try:
-            _out, err = child.communicate(timeout=job.trainer.timeout_seconds)
+            _out, err = child.communicate(json.dumps(spec), timeout=job.trainer.timeout_seconds)
         except subprocess.TimeoutExpired as e:
             _kill(child)
             child.communicate(timeout=KILL_WAIT)
@@ -147,10 +161,13 @@ class LocalProvider:
                 f"trainer {job.trainer.name!r} timed out after {job.trainer.timeout_seconds:g}s"
             ) from e
         finally:
+            os.close(alive_w)
             with self._children_lock:
                 self._children.discard(child)
+        scrub = redact.Redactor(secrets.values())
+        if child.returncode == runner.OUTPUT_INVALID:
+            raise errors.TrainingError(_last_error(scrub(err)))
         if child.returncode != 0:
-            scrub = redact.Redactor(secrets.values())
             raise errors.TrainingError(
                 f"trainer {job.trainer.name!r} failed: {_last_error(scrub(err))}"
             )
@@ -237,9 +254,26 @@ class LocalProvider:
         return filelock.describe(holder)
 
     def _model_exists(self, uri: str) -> None:
-        """Never point a web service at a model file that is not there."""
-        if uri.startswith(store.URI_PREFIX) and not self.store.resolve(uri).is_file():
+        """Point a web service only at a complete model of this store, named canonically."""
+        fp = store.fingerprint_of(uri)
+        if fp is None or uri != store.uri_for(fp):
+            raise errors.ProviderError(
+                f"model URI {uri[:200]} is not a location in the model store; not pointing at it"
+            )
+        if self.store.get(fp) is None:
             raise errors.ProviderError(f"model {uri} is not in the model store; not pointing at it")
+
+    def model_uri(self, fp: str) -> str:
+        return store.uri_for(fp)
+
+    def recover(self) -> list[str]:
+        """Remove what dead runs left: training scratch and temporary files."""
+        removed = [f"models/{name}" for name in self.store.sweep()]
+        for path in self.services.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(f"webservices/{path.name}")
+        return removed
 
     # -- files -----------------------------------------------------------
     def _path(self, web_service: str) -> Path:
@@ -279,25 +313,6 @@ def _digest(compute: Any, what: str) -> str:
     except OSError as e:
         raise errors.ProviderError(f"cannot read {what}: {e.strerror}") from e
     return result
-
-
-def _metrics(scratch: Path, job: base.TrainingJob) -> dict[str, float]:
-    model_file = scratch / store.MODEL_FILE
-    if not model_file.is_file() or model_file.stat().st_size == 0:
-        raise errors.TrainingError(f"trainer {job.trainer.name!r} wrote no model")
-    try:
-        text = (scratch / store.EVALUATION_FILE).read_text(encoding="utf-8")
-        return evaluation.parse(text)
-    except FileNotFoundError:
-        raise errors.TrainingError(
-            f"trainer {job.trainer.name!r} wrote no evaluation output"
-        ) from None
-    except UnicodeDecodeError:
-        raise errors.TrainingError(
-            f"trainer {job.trainer.name!r}: evaluation output is not UTF-8 text"
-        ) from None
-    except evaluation.EvaluationError as e:
-        raise errors.TrainingError(f"trainer {job.trainer.name!r}: {e}") from e
 
 
 def _kill(child: subprocess.Popen[str]) -> None:

@@ -5,10 +5,21 @@ bytes: the store never deserialises it), the evaluation output and
 ``metadata.json`` (metrics, lineage, time). Entries appear atomically — a job
 trains in a scratch directory that is renamed into place — so a crash never
 leaves a half-written model that a later run would trust.
+
+A scratch directory (``.job-<fp12>-<random>``) is held with a shared ``flock`` by
+every process working in it (the apply and its trainer's supervisor); the kernel
+drops the lock when they die, however they die. ``sweep`` removes exactly the
+scratch directories nobody holds: those of dead runs.
+
+A model is named only by its canonical URI, ``local://models/<fp>/model.ilearner``:
+``resolve`` refuses anything else (another scheme or host, ``..``, an absolute
+path, another file name), so no URI can lead outside the store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -25,6 +36,7 @@ MODEL_FILE = "model.ilearner"
 EVALUATION_FILE = "evaluation.csv"
 METADATA_FILE = "metadata.json"
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+SCRATCH_PREFIX = ".job-"
 
 
 def uri_for(fp: str) -> str:
@@ -44,11 +56,14 @@ class ModelStore:
         return self.root / fp
 
     def resolve(self, uri: str) -> Path:
-        """The file behind a ``local://models/...`` URI."""
-        if not uri.startswith(URI_PREFIX):
-            raise errors.ProviderError(f"not a local model URI: {uri[:200]}")
-        fp, _, name = uri.removeprefix(URI_PREFIX).partition("/")
-        return self.path(fp) / name
+        """The model file behind a canonical ``local://models/<fp>/model.ilearner`` URI."""
+        fp = fingerprint_of(uri)
+        if fp is None:
+            raise errors.ProviderError(
+                f"not a model location of this store: {uri[:200]} "
+                f"(models are named {URI_PREFIX}<fingerprint>/{MODEL_FILE})"
+            )
+        return self.path(fp) / MODEL_FILE
 
     def get(self, fp: str) -> model.ModelRecord | None:
         """The stored model, or None: not a fingerprint, never stored, or its files gone."""
@@ -71,10 +86,26 @@ class ModelStore:
         found = {fp: self.get(fp) for fp in fps}
         return {fp: rec for fp, rec in found.items() if rec is not None}
 
-    def scratch(self) -> Path:
-        """A fresh directory for one training job, inside the store's filesystem."""
+    def scratch(self, fp: str) -> tuple[Path, int]:
+        """A fresh directory for training model ``fp``, inside the store's filesystem, and
+        the descriptor that holds it (close it when done; ``sweep`` keeps it until then)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=".job-", dir=self.root))
+        path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{fp[:12]}-", dir=self.root))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return path, fd
+
+    def sweep(self) -> list[str]:
+        """Remove the scratch directories of dead runs; returns their names."""
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if entry.name.startswith(SCRATCH_PREFIX) and _unheld(Path(entry.path)):
+                removed.append(entry.name)
+        return removed
 
     def commit(self, fp: str, scratch: Path, metadata: Mapping[str, Any]) -> model.ModelRecord:
         """Publish a finished job's directory as the model ``fp`` (atomic rename)."""
@@ -95,6 +126,31 @@ class ModelStore:
                 f"model {fp[:12]} vanished right after it was stored", where=str(target)
             )
         return record
+
+
+def fingerprint_of(uri: str) -> str | None:
+    """The fingerprint a canonical model URI names; None for any other string."""
+    fp, slash, name = uri.removeprefix(URI_PREFIX).partition("/")
+    canonical = uri.startswith(URI_PREFIX) and slash and name == MODEL_FILE
+    return fp if canonical and FINGERPRINT.match(fp) else None
+
+
+def _unheld(path: Path) -> bool:
+    """Remove ``path`` if no live process holds it (a symlink or file is just removed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()  # not a directory of ours (a symlink, a stray file)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    except BlockingIOError:
+        return False  # a live run's
+    finally:
+        os.close(fd)
 
 
 def _record(fp: str, data: Any, where: Path) -> model.ModelRecord:
