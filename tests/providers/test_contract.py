@@ -171,3 +171,30 @@ def _server_owned_removed(definition: dict[str, Any]) -> dict[str, Any]:
     for key in ("modifiedOn", "provisioningState"):
         out["properties"].pop(key, None)
     return out
+
+
+def test_a_trained_model_is_at_the_one_canonical_uri_of_its_fingerprint(harness: Harness) -> None:
+    ep = harness.endpoint("a", data=harness.data("a.csv", [1, 2, 3]))
+    record = harness.provider.train(harness.job(ep))
+    assert record.uri == harness.provider.model_uri(record.fingerprint)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "https://elsewhere.example/model.ilearner",
+        "{uri}/../../../outside.txt",
+        "{uri}?x=1",
+        "{other}",
+    ],
+    ids=["other-host", "dot-dot", "query", "untrained"],
+)
+def test_a_model_uri_outside_the_store_is_never_pointed_at(harness: Harness, forged: str) -> None:
+    ep = harness.endpoint("a", data=harness.data("a.csv", [1, 2]))
+    record = harness.provider.train(harness.job(ep))
+    harness.provider.create(ep, record.uri, TAGS | {model.TAG_FINGERPRINT: record.fingerprint})
+    uri = forged.format(uri=record.uri, other=harness.provider.model_uri("e" * 64))
+    with pytest.raises(errors.ProviderError, match="not pointing at it"):
+        harness.provider.update(ep, uri, TAGS)
+    state = harness.provider.observe([ep])["a"]
+    assert state is not None and state.model_uri == record.uri
