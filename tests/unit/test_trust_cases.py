@@ -66,22 +66,26 @@ def test_a_recovered_entry_names_the_live_model_and_what_came_before() -> None:
 
 def edited(saved: plan.Plan, case: dict[str, Any]) -> plan.Plan:
     changes = []
-    for change in saved.changes:
-        if change.endpoint in case.get("drop", []):
+    for original in saved.changes:
+        if original.endpoint in case.get("drop", []):
             continue
+        change = original
         for edit in case.get("edits", []):
-            if edit["endpoint"] != change.endpoint:
-                continue
-            fields = {k: v for k, v in edit.items() if k != "endpoint"}
-            if "after" in fields:
-                fields["after"] = model.frozen_map(dict(change.after or {}) | fields["after"])
-            if "action" in fields:
-                fields["action"] = plan.Action(fields["action"])
-            if "challenger" in fields:
-                fields["challenger"] = model.frozen_map(fields["challenger"])
-            change = dataclasses.replace(change, **fields)
+            if edit["endpoint"] == change.endpoint:
+                change = dataclasses.replace(change, **_fields(change, edit))
         changes.append(change)
     return dataclasses.replace(saved, changes=tuple(changes))
+
+
+def _fields(change: plan.Change, edit: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in edit.items() if k != "endpoint"}
+    if "after" in fields:
+        fields["after"] = model.frozen_map(dict(change.after or {}) | fields["after"])
+    if "action" in fields:
+        fields["action"] = plan.Action(fields["action"])
+    if "challenger" in fields:
+        fields["challenger"] = model.frozen_map(fields["challenger"])
+    return fields
 
 
 @pytest.mark.parametrize("path", VERIFY, ids=[p.stem for p in VERIFY])
