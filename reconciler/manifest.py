@@ -17,16 +17,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from reconciler import errors, model, problems, redact, yamlsrc
 from reconciler.problems import Problems, Rel, Site
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 EACH_REF = problems.EACH_REF
 MAX_MANIFEST_BYTES = 4 * yamlsrc.MiB  # 10,000 endpoints spelled out one by one take ~2 MiB
@@ -36,18 +32,6 @@ MAX_TRAINER_BYTES = 4 * yamlsrc.MiB  # a trainer's source file; real ones are ki
 LOCAL_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as the local backend
 SHOW_CHARS = 200  # of a value quoted in a message: enough to recognise it
 DEFAULT_TRAINER_TIMEOUT = 3600.0  # seconds; a local job that runs an hour is surely stuck
-
-
-@cache
-def schema() -> dict[str, Any]:
-    """The manifest JSON Schema (2020-12), shipped in ``schemas/``."""
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return loaded
-
-
-@cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
 
 
 def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
@@ -66,20 +50,18 @@ def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
     except yamlsrc.YamlError as e:
         at = f"{path}:{e.line}" if e.line else str(path)
         raise errors.ManifestError([f"{at}: {e}"]) from e
-    problems = Problems(str(path), located)
+    found = Problems(str(path), located)
     if located.data is None:
         raise errors.ManifestError([f"{path}: the manifest is empty"])
-    _validate(located.data, problems)
-    problems.raise_if_any()
+    problems.validate(located.data, found)
+    found.raise_if_any()
     doc: dict[str, Any] = located.data
     base = path.resolve().parent
-    trainers = _trainers(doc, base, env, problems)
-    backend_spec = _resolve_env(
-        doc["backend"], Site(problems, (("/backend", doc["backend"]),)), env
-    )
-    _check_backend(doc["backend"]["kind"], trainers, problems)
-    endpoints = _endpoints(doc, base, env, trainers, problems)
-    problems.raise_if_any()
+    trainers = _trainers(doc, base, env, found)
+    backend_spec = _resolve_env(doc["backend"], Site(found, (("/backend", doc["backend"]),)), env)
+    _check_backend(doc["backend"]["kind"], trainers, found)
+    endpoints = _endpoints(doc, base, env, trainers, found)
+    found.raise_if_any()
     backend = model.Backend(doc["backend"]["kind"], model.frozen_map(backend_spec))
     digest = hashlib.sha256(raw).hexdigest()
     return model.Manifest(str(path), digest, backend, model.frozen_map(trainers), endpoints)
@@ -93,76 +75,6 @@ def max_manifest_bytes(env: Mapping[str, str]) -> int:
     if not given.isdigit() or int(given) < 1:
         raise errors.ManifestError([f"{MAX_BYTES_ENV} must be a number of bytes, got {given!r}"])
     return int(given)
-
-
-def _validate(instance: Any, problems: Problems) -> None:
-    """Add one problem per schema violation of the whole document."""
-    for rel, message, line in _violations(_validator(), instance):
-        ptr = yamlsrc.pointer(list(rel))
-        problems.add(ptr, message, line=problems.located.line_of(line) if line else None)
-
-
-def _validate_at(site: Site, instance: Any, ref: str) -> bool:
-    """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid."""
-    valid = True
-    for rel, message, _ in _violations(_validator().evolve(schema={"$ref": ref}), instance):
-        site.add(rel, message)
-        valid = False
-    return valid
-
-
-def _violations(
-    validator: jsonschema.Draft202012Validator, instance: Any
-) -> list[tuple[Rel, str, str | None]]:
-    """Each schema violation as (path, message, pointer of the line to cite or None).
-
-    An unknown key is cited at its own line, one problem per key; and only keys that
-    no subschema declares are unknown (a subschema failing for another reason, an
-    invalid name, drops its annotations, which would make every key look unknown)."""
-    out: list[tuple[Rel, str, str | None]] = []
-    found = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    for error in found:
-        leaf = _deepest(error)
-        rel: Rel = tuple(leaf.absolute_path)
-        if leaf.validator not in {"unevaluatedProperties", "additionalProperties"}:
-            out.append((rel, _message(leaf), None))
-            continue
-        declared = _declared(leaf.schema)
-        for key in leaf.instance:
-            if key not in declared:
-                at = yamlsrc.pointer([*rel, key])
-                out.append((rel, f"unknown key: {key!r}", at))
-    return out
-
-
-def _declared(subschema: Any) -> set[str]:
-    """The property names ``subschema`` declares, through ``$ref`` and ``allOf``."""
-    if not isinstance(subschema, dict):
-        return set()
-    names = set(subschema.get("properties", {}))
-    ref = subschema.get("$ref", "")
-    if ref.startswith("#/$defs/"):
-        names |= _declared(schema()["$defs"][ref.removeprefix("#/$defs/")])
-    for part in subschema.get("allOf", []):
-        names |= _declared(part)
-    return names
-
-
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """The most specific cause of an allOf/anyOf failure (jsonschema's best_match)."""
-    return jsonschema.exceptions.best_match([error]) if error.context else error
-
-
-def _message(error: jsonschema.ValidationError) -> str:
-    if "secretRef" in "/".join(map(str, error.schema_path)) or _is_secret_ref(error):
-        # Never echo the instance: it may be the secret itself.
-        return "secret values must be written as ${env:NAME}, never literally"
-    return str(error.message)
-
-
-def _is_secret_ref(error: jsonschema.ValidationError) -> bool:
-    pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
-    return bool(pattern == schema()["$defs"]["secretRef"]["pattern"])
 
 
 def _trainers(
@@ -239,7 +151,7 @@ def _endpoints(
 
 def _assembled(site: Site, raw_spec: dict[str, Any], ctx: _Context) -> model.Endpoint | None:
     """Check one assembled endpoint and build it (None when it has problems)."""
-    if not _validate_at(site, raw_spec, "#/$defs/resolvedEndpoint"):
+    if not problems.validate_at(site, raw_spec, "#/$defs/resolvedEndpoint"):
         return None
     spec = _resolve_env(raw_spec, site, ctx.env)
     name = spec["name"]
@@ -264,7 +176,7 @@ def _assembled(site: Site, raw_spec: dict[str, Any], ctx: _Context) -> model.End
 def _declared_at(site: Site, rel: Rel) -> str:
     """Where the value at ``rel`` of ``site`` is declared: its forEach item if templated."""
     ptr, _, raw = site.origin(rel)
-    if site.item is not None and problems.EACH_REF.search(str(raw)):
+    if site.item is not None and EACH_REF.search(str(raw)):
         return f"{site.ptr}/forEach/{site.item}"
     return ptr
 

@@ -14,17 +14,26 @@ is reported once, at the template; one found for some items only is reported at
 each of those items. And a value that could not be resolved (an unset
 ``${env:NAME}``) is *poisoned*: its own problem is reported, the knock-on problems
 of checking what it left (``file not found: ``) are not.
+
+Schema violations are located here too, with the same care: an unknown key at its
+own line, and only a key that no subschema declares counts as unknown.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from reconciler import errors, redact, yamlsrc
 
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
 EACH_REF = re.compile(r"\$\{each\.([A-Za-z_][A-Za-z0-9_]*)\}")
 Rel = tuple[str | int, ...]  # a path inside an assembled value: keys and list indexes
 
@@ -146,3 +155,88 @@ def _templated(value: Any) -> bool:
     if isinstance(value, list):
         return any(_templated(v) for v in value)
     return False
+
+
+# --- schema violations, located -------------------------------------------------
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema (2020-12), shipped in ``schemas/``."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def validate(instance: Any, problems: Problems) -> None:
+    """Add one problem per schema violation of the whole document."""
+    for rel, message, line in _violations(_validator(), instance):
+        ptr = yamlsrc.pointer(list(rel))
+        problems.add(ptr, message, line=problems.located.line_of(line) if line else None)
+
+
+def validate_at(site: Site, instance: Any, ref: str) -> bool:
+    """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid."""
+    valid = True
+    for rel, message, _ in _violations(_validator().evolve(schema={"$ref": ref}), instance):
+        site.add(rel, message)
+        valid = False
+    return valid
+
+
+def _violations(
+    validator: jsonschema.Draft202012Validator, instance: Any
+) -> list[tuple[Rel, str, str | None]]:
+    """Each schema violation as (path, message, pointer of the line to cite or None).
+
+    An unknown key is cited at its own line, one problem per key; and only keys that
+    no subschema declares are unknown (a subschema failing for another reason, an
+    invalid name, drops its annotations, which would make every key look unknown)."""
+    out: list[tuple[Rel, str, str | None]] = []
+    found = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    for error in found:
+        leaf = _deepest(error)
+        rel: Rel = tuple(leaf.absolute_path)
+        if leaf.validator not in {"unevaluatedProperties", "additionalProperties"}:
+            out.append((rel, _message(leaf), None))
+            continue
+        declared = _declared(leaf.schema)
+        for key in leaf.instance:
+            if key not in declared:
+                at = yamlsrc.pointer([*rel, key])
+                out.append((rel, f"unknown key: {key!r}", at))
+    return out
+
+
+def _declared(subschema: Any) -> set[str]:
+    """The property names ``subschema`` declares, through ``$ref`` and ``allOf``."""
+    if not isinstance(subschema, dict):
+        return set()
+    names = set(subschema.get("properties", {}))
+    ref = subschema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        names |= _declared(schema()["$defs"][ref.removeprefix("#/$defs/")])
+    for part in subschema.get("allOf", []):
+        names |= _declared(part)
+    return names
+
+
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The most specific cause of an allOf/anyOf failure (jsonschema's best_match)."""
+    return jsonschema.exceptions.best_match([error]) if error.context else error
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if "secretRef" in "/".join(map(str, error.schema_path)) or _is_secret_ref(error):
+        # Never echo the instance: it may be the secret itself.
+        return "secret values must be written as ${env:NAME}, never literally"
+    return str(error.message)
+
+
+def _is_secret_ref(error: jsonschema.ValidationError) -> bool:
+    pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
+    return bool(pattern == schema()["$defs"]["secretRef"]["pattern"])

@@ -84,8 +84,19 @@ def test_a_manifest_larger_than_the_limit_is_refused_and_nothing_is_applied(
         result, r"retrain\.yaml: manifest is larger than 4\.0 MiB .*RETRAIN_MAX_MANIFEST_BYTES"
     )
     assert not (project / ".retrain").exists()
-    raised = retrain("validate", env={manifest.MAX_BYTES_ENV: str(16 * yamlsrc.MiB)})
-    assert raised.code == 0, raised.err
+
+
+def test_the_manifest_size_limit_is_set_from_the_environment(
+    retrain: Callable[..., Run], project: Path
+) -> None:
+    size = (project / "retrain.yaml").stat().st_size
+    assert retrain("validate", env={manifest.MAX_BYTES_ENV: str(size)}).code == 0
+    smaller = retrain("validate", env={manifest.MAX_BYTES_ENV: str(size - 1)})
+    one_error(smaller, rf"manifest is larger than {size - 1} bytes \({size} bytes\)")
+    one_error(
+        retrain("validate", env={manifest.MAX_BYTES_ENV: "4MB"}),
+        r"RETRAIN_MAX_MANIFEST_BYTES must be a number of bytes, got '4MB'",
+    )
 
 
 def test_a_string_longer_than_the_limit_is_refused(
