@@ -105,9 +105,9 @@ def _code(spec: Mapping[str, Any], site: Site, base: Path) -> tuple[str, tuple[s
     file_part, function = spec["entrypoint"].rsplit(":", 1)
     entry = _existing_file(base, file_part, site, ("entrypoint",))
     if entry is not None:
-        missing = _function_problem(entry, function)
+        missing = _function_problem(entry, function, _show(file_part))
         if missing:
-            site.add(("entrypoint",), f"{_show(file_part)} {missing}")
+            site.add(("entrypoint",), missing)
     deps = [
         _existing_file(base, dep, site, ("dependencies", i))
         for i, dep in enumerate(spec.get("dependencies", []))
@@ -459,25 +459,25 @@ def _show(text: str) -> str:
     return text if len(text) <= SHOW_CHARS else f"{text[:SHOW_CHARS]}..."
 
 
-def _function_problem(path: Path, function: str) -> str | None:
-    """Why ``path`` cannot serve ``function`` (None when it can)."""
+def _function_problem(path: Path, function: str, shown: str) -> str | None:
+    """Why ``path`` (``shown`` in messages) cannot serve ``function`` (None when it can)."""
     try:
-        text = yamlsrc.read_bounded(path, MAX_TRAINER_BYTES, "the file").decode("utf-8")
+        text = yamlsrc.read_bounded(path, MAX_TRAINER_BYTES, shown).decode("utf-8")
     except yamlsrc.SourceError as e:
-        return f"cannot be read: {e}"
+        return str(e)
     except UnicodeDecodeError:
-        return "is not UTF-8 text"
+        return f"{shown} is not UTF-8 text"
     try:
         tree = ast.parse(text)
     except SyntaxError as e:
-        return f"has a syntax error at line {e.lineno}: {e.msg}"
+        return f"{shown} has a syntax error at line {e.lineno}: {e.msg}"
     except (RecursionError, MemoryError):
         # CPython's parser gives these (cleanly, its own guard) for expressions nested
         # thousands deep; the file is at most MAX_TRAINER_BYTES, so it is not real memory.
-        return "is nested too deeply to parse"
+        return f"{shown} is nested too deeply to parse"
     if any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body):
         return None
-    return f"defines no function {function!r}"
+    return f"{shown} defines no function {function!r}"
 
 
 def _check_definition(path: Path, asset: str, site: Site, ctx: _Context) -> None:

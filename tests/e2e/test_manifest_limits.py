@@ -166,6 +166,18 @@ def test_an_input_that_is_a_symlink_to_dev_zero_is_refused(
     one_error(retrain("validate"), r"/endpoints/0/forEach/2: inputs/rentals: not a file: .*boston")
 
 
+def test_an_entrypoint_larger_than_the_limit_is_refused(
+    retrain: Callable[..., Run], project: Path
+) -> None:
+    trainer = project / "examples" / "bike_rental" / "train.py"
+    with trainer.open("r+b") as f:
+        f.truncate(5 * yamlsrc.MiB)  # sparse: no disk used
+    one_error(
+        retrain("validate"),
+        r"/trainers/bike-demand/entrypoint: examples/bike_rental/train\.py is larger than 4\.0 MiB",
+    )
+
+
 # --- each problem once, where it is written ----------------------------------------
 
 
