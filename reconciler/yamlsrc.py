@@ -15,7 +15,6 @@ Python's recursion limit. JSON files get the same depth bound before ``json``
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
@@ -30,7 +29,8 @@ MAX_DEPTH = 64  # a manifest needs 6 levels, a web service definition ~12; Pytho
 MAX_STRING = 65_536  # characters in one scalar: paths, names and URLs are far shorter
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024  # read size: a few pages
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a string, or a bracket
+# A string (to its closing quote or the end, possessive: one pass however hostile), or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\Z)|[\[\]{}]')
 
 
 class SourceError(Exception):
@@ -47,21 +47,30 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise SourceError(f"cannot read {what}: {e.strerror}") from e
-    with contextlib.closing(os.fdopen(fd, "rb", buffering=0)) as f:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SourceError(f"{what} is not a regular file")
         if info.st_size > limit:
             raise SourceError(f"{what} is larger than {_size(limit)} ({_size(info.st_size)})")
-        chunks, total = [], 0
-        while total <= limit:  # st_size can lie (/proc, a file still growing): count too
-            chunk = f.read(min(_CHUNK, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    if total > limit:
+        data = _read_at_most(fd, limit + 1)  # st_size can lie (/proc, a growing file)
+    except OSError as e:
+        raise SourceError(f"cannot read {what}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(data) > limit:
         raise SourceError(f"{what} is larger than {_size(limit)}")
+    return data
+
+
+def _read_at_most(fd: int, n: int) -> bytes:
+    chunks, total = [], 0
+    while total < n:
+        chunk = os.read(fd, min(_CHUNK, n - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
     return b"".join(chunks)
 
 

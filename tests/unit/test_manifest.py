@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, manifest
+from reconciler import errors, manifest, yamlsrc
 
 TRAINER = "def train(*, inputs, parameters, model_path, evaluation_path):\n    pass\n"
 
@@ -211,3 +211,34 @@ def test_secret_parameters_take_only_env_references_and_never_clash(tmp_path: Pa
     loaded = manifest.load(write(tmp_path, ok), env={"PW": "pw-value-123"})
     assert loaded.endpoints[0].secret_parameters["pw"].reveal() == "pw-value-123"
     assert manifest.secret_values(loaded).count("pw-value-123") == 4  # trainer + 3 endpoints
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ('{"a": "[[[[[[", "b": [[1]]}', False),  # brackets inside strings do not count
+        ('["\\"[[[[[["]', False),  # nor after an escaped quote
+        ('"\\\\" [[[[', True),  # an escaped backslash ends before the quote
+        ("[[[[]]]]", True),
+    ],
+)
+def test_json_depth_is_counted_outside_strings(text: str, deep: bool) -> None:
+    assert yamlsrc.json_too_deep(text, 3) is deep
+
+
+@pytest.mark.timeout(10)
+def test_json_depth_check_is_linear_on_hostile_strings() -> None:
+    # Escaped quotes after an unterminated quote made a naive scanner quadratic (hours).
+    assert yamlsrc.json_too_deep('"' + '\\"' * 4_000_000) is False
+
+
+def test_a_bounded_read_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(yamlsrc.SourceError, match="x is not a regular file"):
+        yamlsrc.read_bounded(tmp_path / "zero", 10, "x")
+    with pytest.raises(yamlsrc.SourceError, match="x is not a regular file"):
+        yamlsrc.read_bounded(tmp_path, 10, "x")
+    (tmp_path / "f").write_bytes(b"12345")
+    assert yamlsrc.read_bounded(tmp_path / "f", 5, "x") == b"12345"
+    with pytest.raises(yamlsrc.SourceError, match=r"x is larger than 4 bytes \(5 bytes\)"):
+        yamlsrc.read_bounded(tmp_path / "f", 4, "x")
