@@ -27,6 +27,7 @@ import yaml
 MAX_VALUES = 200_000  # a fleet of thousands of endpoints is far below; an alias bomb far above
 MAX_DEPTH = 64  # a manifest needs 6 levels, a web service definition ~12; Python recurses ~1000
 MAX_STRING = 65_536  # characters in one scalar: paths, names and URLs are far shorter
+MAX_INT_BITS = 64  # what JSON readers and trainers handle; Python's int has no bound
 MiB = 1024 * 1024
 _CHUNK = 64 * 1024  # read size: a few pages
 # A string (to its closing quote or the end, possessive: one pass however hostile), or a bracket.
@@ -195,8 +196,7 @@ def _build(node: yaml.Node, ptr: str, lines: dict[str, int], above: tuple[int, .
     if isinstance(node, yaml.ScalarNode):
         if len(node.value) > MAX_STRING:
             raise YamlError(f"a value is longer than {MAX_STRING} characters", line)
-        # Let PyYAML's safe constructor resolve the tag (int, float, bool, null...).
-        return yaml.SafeLoader("").construct_object(node, deep=True)
+        return _scalar(node, line)
     if id(node) in above:
         raise YamlError("invalid YAML: an alias refers to itself", line)
     if len(above) >= MAX_DEPTH:
@@ -205,6 +205,21 @@ def _build(node: yaml.Node, ptr: str, lines: dict[str, int], above: tuple[int, .
     if isinstance(node, yaml.MappingNode):
         return _build_mapping(node, ptr, lines, inner)
     return [_build(item, f"{ptr}/{i}", lines, inner) for i, item in enumerate(node.value)]
+
+
+def _scalar(node: yaml.ScalarNode, line: int) -> Any:
+    """Let PyYAML's safe constructor resolve the tag (int, float, bool, null, timestamp);
+    a value it cannot build (``2001-13-45``, an int of 5,000 digits) is a YAML error."""
+    too_big = YamlError(f"invalid YAML: an integer larger than {MAX_INT_BITS} bits", line)
+    try:
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
+    except (ValueError, OverflowError) as e:
+        if str(node.tag).endswith(":int"):  # Python refuses to parse 4,300+ digits
+            raise too_big from e
+        raise YamlError(f"invalid YAML: {_flat(node.value)[:40]!r}: {e}", line) from e
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise too_big
+    return value
 
 
 def _build_mapping(

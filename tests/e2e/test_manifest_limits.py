@@ -106,6 +106,26 @@ def test_a_string_longer_than_the_limit_is_refused(
     one_error(retrain("validate"), r"retrain\.yaml:\d+: a value is longer than 65536 characters")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1" * 5000, r"an integer larger than 64 bits"),
+        ("0x" + "f" * 5000, r"an integer larger than 64 bits"),
+        ("2001-13-45", r"invalid YAML: '2001-13-45': month must be in 1\.\.12"),
+    ],
+    ids=["decimal", "hex", "date"],
+)
+def test_a_scalar_yaml_cannot_build_is_one_error_at_its_line(
+    retrain: Callable[..., Run], project: Path, value: str, expected: str
+) -> None:
+    edit(project, "seed: 0", f"seed: {value}")
+    line = one_error(retrain("validate"), expected)
+    number = int(line.split(":")[2])
+    assert (
+        (project / "retrain.yaml").read_text().splitlines()[number - 1].strip().startswith("seed:")
+    )
+
+
 def test_a_manifest_that_is_a_symlink_to_dev_zero_is_refused(
     retrain: Callable[..., Run], project: Path
 ) -> None:
