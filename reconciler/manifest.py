@@ -195,7 +195,7 @@ def _expand(
             return []
         return [(Site(problems, layers), merged)]
     unknown = [ref for ref in refs if not any(ref in item for item in items)]
-    for ref in unknown:  # a typo in the template, not in every item: said once, where used
+    for ref in unknown:  # a key no item has: a typo in the template, said once where used
         Site(problems, layers).add(_first_use(merged, ref), f"no forEach item has a key {ref!r}")
     out = []
     for j, item in enumerate(items):
