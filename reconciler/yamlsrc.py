@@ -1,19 +1,97 @@
-"""YAML loading that remembers where every value came from.
+"""Reading manifest sources, bounded, and YAML that remembers where every value came from.
 
 JSON Schema reports errors as JSON paths; users fix files by line number. We
 compose the YAML node graph ourselves so every JSON pointer maps to the line it
 was written on, and so duplicate mapping keys (which PyYAML silently collapses)
 become errors instead of last-one-wins surprises.
+
+A manifest is input from a pull request, so nothing in it may exhaust the
+machine: every file is read only if it is a regular file and only up to a limit
+(a symlink to ``/dev/zero`` or a FIFO is refused, not read forever), and nesting
+is counted while composing, so no depth of ``[[[[...`` or of aliases can reach
+Python's recursion limit. JSON files get the same depth bound before ``json``
+(which recurses) sees them.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 MAX_VALUES = 200_000  # a fleet of thousands of endpoints is far below; an alias bomb far above
+MAX_DEPTH = 64  # a manifest needs 6 levels, a web service definition ~12; Python recurses ~1000
+MAX_STRING = 65_536  # characters in one scalar: paths, names and URLs are far shorter
+MAX_INT_BITS = 64  # what JSON readers and trainers handle; Python's int has no bound
+MiB = 1024 * 1024
+_CHUNK = 64 * 1024  # read size: a few pages
+# A string (to its closing quote or the end, possessive: one pass however hostile), or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\Z)|[\[\]{}]')
+
+
+class SourceError(Exception):
+    """A file that cannot be read as a manifest source: not regular, too large, unreadable."""
+
+
+def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, refused if larger than ``limit`` bytes.
+
+    Opened non-blocking, so a FIFO never hangs the open; checked with ``fstat`` on the
+    open descriptor, so what is read is what was checked (a symlink is followed, but
+    only to a regular file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise SourceError(f"cannot read {what}: {e.strerror}") from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"{what} is not a regular file")
+        if info.st_size > limit:
+            raise SourceError(f"{what} is larger than {_size(limit)} ({_size(info.st_size)})")
+        data = _read_at_most(fd, limit + 1)  # st_size can lie (/proc, a growing file)
+    except OSError as e:
+        raise SourceError(f"cannot read {what}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise SourceError(f"{what} is larger than {_size(limit)}")
+    return data
+
+
+def _read_at_most(fd: int, n: int) -> bytes:
+    chunks, total = [], 0
+    while total < n:
+        chunk = os.read(fd, min(_CHUNK, n - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n} bytes"
+
+
+def json_too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON ``text`` nests arrays and objects more than ``limit`` deep
+    (one linear scan; brackets inside strings do not count)."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 class YamlError(Exception):
@@ -51,10 +129,37 @@ def pointer(parts: tuple[object, ...] | list[object]) -> str:
     return "".join(f"/{escape(str(p))}" for p in parts)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to compose deeper than ``MAX_DEPTH``: its
+    composer recurses once per level, so the depth is checked before each step down."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.depth >= MAX_DEPTH:
+            line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
+            raise YamlError(f"the document is nested more than {MAX_DEPTH} levels deep", line)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def load(text: str) -> Located:
     """Parse one YAML document; an empty document is ``None``."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -64,9 +169,7 @@ def load(text: str) -> Located:
     located = Located(None)
     if node is not None:
         try:
-            located.data = _build(node, "", located.lines)
-        except RecursionError:
-            raise YamlError("invalid YAML: an alias refers to itself", None) from None
+            located.data = _build(node, "", located.lines, ())
         except yaml.YAMLError as e:  # e.g. an unknown tag (!foo, !!python/object)
             mark = getattr(e, "problem_mark", None)
             raise YamlError(
@@ -80,32 +183,61 @@ def _flat(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _build(node: yaml.Node, ptr: str, lines: dict[str, int]) -> Any:
+def _build(node: yaml.Node, ptr: str, lines: dict[str, int], above: tuple[int, ...]) -> Any:
+    """The value of ``node``; ``above`` holds the ids of the containers it is nested in
+    (aliases let a small document nest deeper than it was composed, or into itself)."""
+    line = node.start_mark.line + 1
     if len(lines) > MAX_VALUES:
         raise YamlError(
             f"the document expands to more than {MAX_VALUES} values (aliases nested too deep?)",
-            node.start_mark.line + 1,
+            line,
         )
-    lines[ptr] = node.start_mark.line + 1
+    lines[ptr] = line
+    if isinstance(node, yaml.ScalarNode):
+        if len(node.value) > MAX_STRING:
+            raise YamlError(f"a value is longer than {MAX_STRING} characters", line)
+        return _scalar(node, line)
+    if id(node) in above:
+        raise YamlError("invalid YAML: an alias refers to itself", line)
+    if len(above) >= MAX_DEPTH:
+        raise YamlError(f"the document is nested more than {MAX_DEPTH} levels deep", line)
+    inner = (*above, id(node))
     if isinstance(node, yaml.MappingNode):
-        return _build_mapping(node, ptr, lines)
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, f"{ptr}/{i}", lines) for i, item in enumerate(node.value)]
-    # Scalars: let PyYAML's safe constructor resolve the tag (int, float, bool, null...).
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+        return _build_mapping(node, ptr, lines, inner)
+    return [_build(item, f"{ptr}/{i}", lines, inner) for i, item in enumerate(node.value)]
 
 
-def _build_mapping(node: yaml.MappingNode, ptr: str, lines: dict[str, int]) -> dict[str, Any]:
+def _scalar(node: yaml.ScalarNode, line: int) -> Any:
+    """Let PyYAML's safe constructor resolve the tag (int, float, bool, null, timestamp);
+    a value it cannot build (``2001-13-45``, an int of 5,000 digits) is a YAML error."""
+    too_big = YamlError(f"invalid YAML: an integer larger than {MAX_INT_BITS} bits", line)
+    try:
+        value = yaml.SafeLoader("").construct_object(node, deep=True)
+    except (ValueError, OverflowError) as e:
+        if str(node.tag).endswith(":int"):  # Python refuses to parse 4,300+ digits
+            raise too_big from e
+        raise YamlError(f"invalid YAML: {_flat(node.value)[:40]!r}: {e}", line) from e
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise too_big
+    return value
+
+
+def _build_mapping(
+    node: yaml.MappingNode, ptr: str, lines: dict[str, int], above: tuple[int, ...]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
         if not isinstance(key_node, yaml.ScalarNode):
-            raise YamlError("mapping keys must be plain scalars", key_node.start_mark.line + 1)
+            raise YamlError("mapping keys must be plain scalars", line)
         if key_node.tag == "tag:yaml.org,2002:merge":
-            raise YamlError("YAML merge keys (<<) are not supported", key_node.start_mark.line + 1)
+            raise YamlError("YAML merge keys (<<) are not supported", line)
         key = str(key_node.value)
+        if len(key) > MAX_STRING:
+            raise YamlError(f"a key is longer than {MAX_STRING} characters", line)
         if key in out:
-            raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+            raise YamlError(f"duplicate key {key!r}", line)
         child = f"{ptr}/{escape(key)}"
-        out[key] = _build(value_node, child, lines)
-        lines[child] = key_node.start_mark.line + 1
+        out[key] = _build(value_node, child, lines, above)
+        lines[child] = line
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, manifest
+from reconciler import errors, manifest, yamlsrc
 
 TRAINER = "def train(*, inputs, parameters, model_path, evaluation_path):\n    pass\n"
 
@@ -95,7 +95,9 @@ def test_missing_trainer_and_files_are_errors_even_when_schema_valid(tmp_path: P
     text = text.replace("  trainer: t\n", "  trainer: other\n")
     found = problems(tmp_path, text)
     joined = "\n".join(found)
-    assert "/endpoints/0/trainer: no trainer named 'other' (declared: t)" in joined
+    # The trainer is named in defaults: one problem there, not one per endpoint.
+    assert joined.count("no trainer named 'other'") == 1, found
+    assert "retrain.yaml:8: /defaults/trainer: no trainer named 'other' (declared: t)" in joined
     assert "/endpoints/1/inputs/data: file not found: nope.csv" in joined
 
 
@@ -151,7 +153,11 @@ def test_two_endpoints_on_one_web_service_asset_are_refused(tmp_path: Path) -> N
 
 def test_required_fields_are_checked_after_defaults(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace('  version: "1"\n', ""))
-    assert sum("'version' is a required property" in p for p in found) == 3, found
+    # Once per entry that lacks it: the forEach template once, not once per item.
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "/endpoints/0: 'version' is a required property",
+        "/endpoints/1: 'version' is a required property",
+    ], found
 
 
 @pytest.mark.parametrize(
@@ -205,3 +211,34 @@ def test_secret_parameters_take_only_env_references_and_never_clash(tmp_path: Pa
     loaded = manifest.load(write(tmp_path, ok), env={"PW": "pw-value-123"})
     assert loaded.endpoints[0].secret_parameters["pw"].reveal() == "pw-value-123"
     assert manifest.secret_values(loaded).count("pw-value-123") == 4  # trainer + 3 endpoints
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ('{"a": "[[[[[[", "b": [[1]]}', False),  # brackets inside strings do not count
+        ('["\\"[[[[[["]', False),  # nor after an escaped quote
+        ('"\\\\" [[[[', True),  # an escaped backslash ends before the quote
+        ("[[[[]]]]", True),
+    ],
+)
+def test_json_depth_is_counted_outside_strings(text: str, deep: bool) -> None:
+    assert yamlsrc.json_too_deep(text, 3) is deep
+
+
+@pytest.mark.timeout(10)
+def test_json_depth_check_is_linear_on_hostile_strings() -> None:
+    # Escaped quotes after an unterminated quote made a naive scanner quadratic (hours).
+    assert yamlsrc.json_too_deep('"' + '\\"' * 4_000_000) is False
+
+
+def test_a_bounded_read_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(yamlsrc.SourceError, match="x is not a regular file"):
+        yamlsrc.read_bounded(tmp_path / "zero", 10, "x")
+    with pytest.raises(yamlsrc.SourceError, match="x is not a regular file"):
+        yamlsrc.read_bounded(tmp_path, 10, "x")
+    (tmp_path / "f").write_bytes(b"12345")
+    assert yamlsrc.read_bounded(tmp_path / "f", 5, "x") == b"12345"
+    with pytest.raises(yamlsrc.SourceError, match=r"x is larger than 4 bytes \(5 bytes\)"):
+        yamlsrc.read_bounded(tmp_path / "f", 4, "x")

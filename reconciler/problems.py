@@ -1,0 +1,242 @@
+"""Manifest problems: each distinct one reported once, at the line where it is written.
+
+An endpoint is assembled from up to three places (``defaults``, its entry in
+``endpoints``, one ``forEach`` item), and it is checked only once assembled. A
+problem found there belongs to where the offending value was written, not to the
+assembled endpoint: a bad ``defaults`` value is one problem, however many
+endpoints inherit it. So a :class:`Site` knows, for any field of the assembled
+endpoint, the layer that wrote it; problems are keyed by that pointer and their
+message, which makes repeats collapse into one.
+
+``forEach`` adds one rule. A problem in a templated value (one that contains
+``${each.KEY}``) found for *every* item of its entry is the template's problem and
+is reported once, at the template; one found for some items only is reported at
+each of those items. And a value that could not be resolved (an unset
+``${env:NAME}``) is *poisoned*: its own problem is reported, the knock-on problems
+of checking what it left (``file not found: ``) are not.
+
+Schema violations are located here too, with the same care: an unknown key at its
+own line, and only a key that no subschema declares counts as unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from reconciler import errors, redact, yamlsrc
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
+EACH_REF = re.compile(r"\$\{each\.([A-Za-z_][A-Za-z0-9_]*)\}")
+Rel = tuple[str | int, ...]  # a path inside an assembled value: keys and list indexes
+
+
+@dataclass
+class Problems:
+    """Collects located problems for one manifest file, each distinct one once."""
+
+    file: str
+    located: yamlsrc.Located
+    found: dict[tuple[str, str], int | None] = field(default_factory=dict)  # (ptr, msg) → line
+    secrets: set[str] = field(default_factory=set)  # values seen in secret fields
+    # Templated problems of the forEach entry being assembled: (ptr, label, msg) → items.
+    pending: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, ptr: str, message: str, *, line: int | None = None) -> None:
+        """One problem at ``ptr`` (at ``line``, else the line ``ptr`` was written on)."""
+        self.found.setdefault((ptr, message), line or self.located.line_of(ptr))
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def flush(self, entry: str, items: int) -> None:
+        """Place the templated problems of the ``forEach`` entry at ``entry`` (with
+        ``items`` items assembled): at the template if every item has it, else per item."""
+        for (ptr, label, message), where in self.pending.items():
+            if len(where) == items:
+                self.add(ptr, message)
+                continue
+            for j in where:
+                self.add(f"{entry}/forEach/{j}", f"{label}: {message}" if label else message)
+        self.pending.clear()
+
+    def raise_if_any(self) -> None:
+        """Raise every problem at once, in line order; a secret's value never appears in
+        one, even where the same variable was also used in an ordinary field."""
+        if not self.found:
+            return
+        scrub = redact.Redactor(self.secrets)
+        ordered = sorted(self.found.items(), key=lambda kv: kv[1] or 0)  # stable: as found
+        raise errors.ManifestError(
+            [scrub(self._format(ptr, msg, line)) for (ptr, msg), line in ordered]
+        )
+
+    def _format(self, ptr: str, message: str, line: int | None) -> str:
+        at = f"{self.file}:{line}" if line else self.file
+        return f"{at}: {ptr or '/'}: {message}"
+
+
+@dataclass
+class Site:
+    """One assembled value (an endpoint, a trainer) and the layers it was assembled from.
+
+    ``layers`` are ``(pointer, raw value)`` pairs, most specific first: for an endpoint
+    its entry in ``endpoints``, then ``defaults``. ``item`` is the ``forEach`` item's
+    index when there is one."""
+
+    problems: Problems
+    layers: tuple[tuple[str, Any], ...]
+    item: int | None = None
+    poisoned: list[Rel] = field(default_factory=list)
+
+    @property
+    def ptr(self) -> str:
+        """The pointer of the most specific layer (the endpoint's entry)."""
+        return self.layers[0][0]
+
+    def add(self, rel: Rel, message: str, *, uses: Iterable[Rel] | None = None) -> None:
+        """A problem with the value at ``rel`` (or one drawn from the values at ``uses``),
+        dropped when one of those values is poisoned: its cause is already reported."""
+        if any(self.is_poisoned(u) for u in (uses if uses is not None else (rel,))):
+            return
+        ptr, label, raw = self.origin(rel)
+        if self.item is not None and _templated(raw):
+            self.problems.pending.setdefault((ptr, label, message), []).append(self.item)
+        else:
+            self.problems.add(ptr, message)
+
+    def poison(self, rel: Rel) -> None:
+        """The value at ``rel`` could not be resolved; its problem is already reported."""
+        self.poisoned.append(rel)
+
+    def is_poisoned(self, rel: Rel) -> bool:
+        """Whether the value at ``rel`` is (inside) a value that could not be resolved."""
+        return any(rel[: len(p)] == p for p in self.poisoned)
+
+    def origin(self, rel: Rel) -> tuple[str, str, Any]:
+        """Where the value at ``rel`` was written: its pointer, its path inside its layer
+        (for messages), and the raw value written there. The layer that holds the
+        longest part of ``rel`` wrote it; on a tie, the more specific one."""
+        best_ptr, best_depth, best_raw = self.layers[0][0], -1, None
+        for ptr, raw in self.layers:
+            depth, value = _walk(raw, rel)
+            if depth > best_depth:
+                best_ptr, best_depth, best_raw = ptr, depth, value
+        inside = yamlsrc.pointer(list(rel[:best_depth]))
+        return best_ptr + inside, inside.lstrip("/"), best_raw
+
+
+def _walk(value: Any, rel: Rel) -> tuple[int, Any]:
+    """How many steps of ``rel`` exist in ``value``, and the value reached."""
+    depth = 0
+    for part in rel:
+        in_map = isinstance(value, dict) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if not (in_map or in_list):
+            break
+        value = value[part]
+        depth += 1
+    return depth, value
+
+
+def _templated(value: Any) -> bool:
+    """Whether ``value`` (or anything in it) uses ``${each.KEY}``."""
+    if isinstance(value, str):
+        return EACH_REF.search(value) is not None
+    if isinstance(value, dict):
+        return any(_templated(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
+
+
+# --- schema violations, located -------------------------------------------------
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest JSON Schema (2020-12), shipped in ``schemas/``."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def validate(instance: Any, problems: Problems) -> None:
+    """Add one problem per schema violation of the whole document."""
+    for rel, message, line in _violations(_validator(), instance):
+        ptr = yamlsrc.pointer(list(rel))
+        problems.add(ptr, message, line=problems.located.line_of(line) if line else None)
+
+
+def validate_at(site: Site, instance: Any, ref: str) -> bool:
+    """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid."""
+    valid = True
+    for rel, message, _ in _violations(_validator().evolve(schema={"$ref": ref}), instance):
+        site.add(rel, message)
+        valid = False
+    return valid
+
+
+def _violations(
+    validator: jsonschema.Draft202012Validator, instance: Any
+) -> list[tuple[Rel, str, str | None]]:
+    """Each schema violation as (path, message, pointer of the line to cite or None).
+
+    An unknown key is cited at its own line, one problem per key; and only keys that
+    no subschema declares are unknown (a subschema failing for another reason, an
+    invalid name, drops its annotations, which would make every key look unknown)."""
+    out: list[tuple[Rel, str, str | None]] = []
+    found = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    for error in found:
+        leaf = _deepest(error)
+        rel: Rel = tuple(leaf.absolute_path)
+        if leaf.validator not in {"unevaluatedProperties", "additionalProperties"}:
+            out.append((rel, _message(leaf), None))
+            continue
+        declared = _declared(leaf.schema)
+        for key in leaf.instance:
+            if key not in declared:
+                at = yamlsrc.pointer([*rel, key])
+                out.append((rel, f"unknown key: {key!r}", at))
+    return out
+
+
+def _declared(subschema: Any) -> set[str]:
+    """The property names ``subschema`` declares, through ``$ref`` and ``allOf``."""
+    if not isinstance(subschema, dict):
+        return set()
+    names = set(subschema.get("properties", {}))
+    ref = subschema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        names |= _declared(schema()["$defs"][ref.removeprefix("#/$defs/")])
+    for part in subschema.get("allOf", []):
+        names |= _declared(part)
+    return names
+
+
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The most specific cause of an allOf/anyOf failure (jsonschema's best_match)."""
+    return jsonschema.exceptions.best_match([error]) if error.context else error
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if "secretRef" in "/".join(map(str, error.schema_path)) or _is_secret_ref(error):
+        # Never echo the instance: it may be the secret itself.
+        return "secret values must be written as ${env:NAME}, never literally"
+    return str(error.message)
+
+
+def _is_secret_ref(error: jsonschema.ValidationError) -> bool:
+    pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
+    return bool(pattern == schema()["$defs"]["secretRef"]["pattern"])
