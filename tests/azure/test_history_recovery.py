@@ -14,22 +14,33 @@ from tests.azure.test_azure_e2e import seed_three
 pytestmark = pytest.mark.slow
 
 
+OWN = "history-recovery"  # a container of this test's own: the session's Azurite is shared
+
+
+def own_container(world: World) -> None:
+    manifest = world.root / "retrain.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(f"container: {CONTAINER}\n", f"container: {OWN}\n")
+    )
+
+
 def history(world: World) -> list[dict[str, object]]:
     service = BlobServiceClient.from_connection_string(world.emulator.connection_string)
-    blob = service.get_blob_client(CONTAINER, "history.jsonl")
+    blob = service.get_blob_client(OWN, "history.jsonl")
     return [json.loads(line) for line in blob.download_blob().readall().decode().splitlines()]
 
 
 def lose_history(world: World) -> None:
     """What an apply killed right after its updates leaves: the changes, no entries."""
     service = BlobServiceClient.from_connection_string(world.emulator.connection_string)
-    service.get_blob_client(CONTAINER, "history.jsonl").delete_blob()
+    service.get_blob_client(OWN, "history.jsonl").delete_blob()
 
 
 def test_a_change_whose_history_entry_was_lost_is_recorded_by_the_next_apply(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seed_three(world)
+    own_container(world)
     assert world.run("apply", "--auto-approve", capsys=capsys).code == 0
     served = {e["endpoint"]: e["fingerprint"] for e in history(world)}
     lose_history(world)
