@@ -67,7 +67,7 @@ def test_429_and_5xx_are_retried_honouring_retry_after(server: FakeHTTPServer) -
     assert len(server.requests(path="/thing")) == 4
     assert sleeps[0] == 7.0  # Retry-After, not backoff
     assert sleeps[1:] == [1.0, 2.0]  # exponential backoff after that
-    assert log[0] == "GET thing: attempt #1/5 failed (HTTP 429); retrying in 7.0s"
+    assert log[0] == "GET thing: attempt #1/5 failed (HTTP 429); will retry in 7.0s"
 
 
 def test_connection_resets_are_retried(server: FakeHTTPServer) -> None:
@@ -141,21 +141,22 @@ class Clock:
         self.now += seconds
 
 
-def test_the_pacer_spends_the_burst_then_the_refill_rate() -> None:
+def test_the_pacer_spends_the_burst_then_the_refill_rate_less_its_margin() -> None:
     clock = Clock()
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
-    for _ in range(250):
-        assert pacer.before("GET") == 0.0  # the burst is free
-    waited = sum(pacer.before("GET") for _ in range(50))
-    assert waited == pytest.approx(2.0)  # 50 more at 25 per second
-    for _ in range(200):
+    for _ in range(225):
+        assert pacer.before("GET") == 0.0  # the burst less its 10% reserve is free
+    waited = sum(pacer.before("GET") for _ in range(45))
+    assert waited == pytest.approx(2.0)  # 45 more at 90% of 25 per second
+    for _ in range(180):
         pacer.before("PATCH")
-    assert pacer.before("PUT") == pytest.approx(0.1)  # writes refill at 10 per second
+    assert pacer.before("PUT") == pytest.approx(1 / 9)  # writes refill at 90% of 10 per second
 
 
 def test_the_pacer_believes_the_servers_remaining_count() -> None:
     clock = Clock()
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
-    pacer.after({"x-ms-ratelimit-remaining-subscription-reads": "1"})
-    assert pacer.before("GET") == 0.0
-    assert pacer.before("GET") == pytest.approx(0.04)
+    pacer.after({"x-ms-ratelimit-remaining-subscription-reads": "100"})
+    for _ in range(75):
+        assert pacer.before("GET") == 0.0  # 100 left, less the reserve of 25
+    assert pacer.before("GET") == pytest.approx(1 / 22.5)

@@ -128,14 +128,20 @@ class Trainer:
             },
             "GlobalParameters": dict(job.parameters),
         }
-        answer = self.client.request(
-            "POST",
-            f"{url}/jobs?{API}",
-            what="submit BES job",
-            token=key,
-            body=request,
-            ok=(200, 201),
-        )
+        try:
+            # Not idempotent (each submit creates a job), so never retried on a 5xx or a
+            # reset; on failure the claim is released so the next run submits afresh.
+            answer = self.client.request(
+                "POST",
+                f"{url}/jobs?{API}",
+                what="submit BES job",
+                token=key,
+                body=request,
+                ok=(200, 201),
+            )
+        except errors.ProviderError:
+            self._mark_failed(fp)
+            raise
         job_id = str(answer.json())
         record = {
             "job_id": job_id,
@@ -170,6 +176,7 @@ class Trainer:
                 what="start BES job",
                 token=key,
                 ok=(200, 202, 204),
+                idempotent=True,  # a second start answers CannotStartJob, tolerated below
             )
         except errors.ProviderError as e:
             if "CannotStartJob" not in str(e):
