@@ -59,6 +59,7 @@ class AzureProvider:
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
         self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
+        self._definitions: dict[str, Mapping[str, Any]] = {}  # exported files, by path
         self.trainer = bes.Trainer(
             self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
         )
@@ -94,12 +95,44 @@ class AzureProvider:
         definition = self.arm.get(self._rid(ep))
         if definition is None:
             return None
+        self._same_storage_account(ep, definition)
         try:
             return webservice.essence(
                 definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=self.uri_for
             )
         except webservice.DefinitionError as e:
             raise errors.ProviderError(str(e), where=ep.web_service) from e
+
+    def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
+        """A web service's storage account cannot change (the service answers
+        ``CannotChangeStorageAccount``) and an update never sends it, so a definition file
+        naming another account would be silently ignored: refuse it while planning.
+        Names only: GET omits the account key."""
+        if ep.definition is None:
+            return
+        wanted = _storage_account_name(self._exported(ep.definition))
+        serving = _storage_account_name(live)
+        if wanted is not None and serving is not None and wanted.lower() != serving.lower():
+            raise errors.ProviderError(
+                f"endpoint {ep.name}: definition storageAccount.name is {wanted!r} but the live "
+                f"web service {ep.web_service!r} uses {serving!r}; a web service's storage "
+                "account cannot change",
+                where=ep.definition,
+            )
+
+    def _exported(self, path: str) -> Mapping[str, Any]:
+        """An exported definition file, parsed once per run (many endpoints share one)."""
+        found = self._definitions.get(path)
+        if found is None:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    found = json.load(f)
+            except (OSError, ValueError) as e:
+                raise errors.ProviderError(f"cannot read definition: {e}", where=path) from e
+            if not isinstance(found, dict):
+                raise errors.ProviderError("definition is not a JSON object", where=path)
+            self._definitions[path] = found
+        return found
 
     def _observe_classic(
         self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
@@ -234,6 +267,11 @@ class AzureProvider:
 
     def force_unlock(self, lock_id: str) -> str:
         return lease.force_unlock(self.store, lock_id)
+
+
+def _storage_account_name(definition: Mapping[str, Any]) -> str | None:
+    name = webservice.get(definition, "properties", "storageAccount", "name")
+    return None if name is None else str(name)
 
 
 def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:
