@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -28,6 +29,9 @@ READ_ONLY = ("id", "name", "type")
 SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
 HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # sha256, lower-case hex, as fingerprint.py makes them
+MARK = "\x00fp\x00"  # a placeholder no URL contains, to split model_uri() around the fingerprint
+URI_SHOWN = 200  # characters of a refused URI put in the error (it may be hostile and huge)
 
 
 class AzureProvider:
@@ -75,8 +79,13 @@ class AzureProvider:
     def input_digest(self, location: str) -> str:
         return self.store.digest(location)
 
-    def uri_for(self, fp: str) -> str:
+    def model_uri(self, fp: str) -> str:
+        """The canonical blob URL of fingerprint ``fp``'s model: the one location a web
+        service is ever pointed at."""
         return self.store.url(bes.model_path(fp))
+
+    def uri_for(self, fp: str) -> str:
+        return self.model_uri(fp)
 
     # -- observe ---------------------------------------------------------------
     def observe(
@@ -190,10 +199,10 @@ class AzureProvider:
         return self._record(job.fingerprint, json.dumps(metadata))
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        self._model_exists(model_uri)
+        fp = self._confined(endpoint, model_uri)
         if "classic" in endpoint.options:
             self.classic.add(endpoint)
-            self._point_classic(endpoint, model_uri, tags)
+            self._point_classic(endpoint, fp, tags)
             return
         if endpoint.definition is None:
             raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
@@ -210,9 +219,9 @@ class AzureProvider:
         self.arm.put(self._rid(endpoint), body)
 
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        self._model_exists(model_uri)
+        fp = self._confined(endpoint, model_uri)
         if "classic" in endpoint.options:
-            self._point_classic(endpoint, model_uri, tags)
+            self._point_classic(endpoint, fp, tags)
             return
         rid = self._rid(endpoint)
         current = self.arm.get(rid)
@@ -232,18 +241,31 @@ class AzureProvider:
         }
         self.arm.patch(rid, patch)
 
-    def _point_classic(self, ep: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        prefix = self.store.url("")
-        if not model_uri.startswith(prefix):
-            raise errors.ProviderError(f"model {model_uri} is not in {self.store.container}")
-        self.classic.patch(ep, model_uri.removeprefix(prefix))
+    def _point_classic(self, ep: model.Endpoint, fp: str, tags: Mapping[str, str]) -> None:
+        self.classic.patch(ep, bes.model_path(fp))
         self.classic.set_record(ep, tags)
 
-    def _model_exists(self, uri: str) -> None:
-        """Never point a web service at a blob that is not there."""
-        prefix = self.store.url("")
-        if uri.startswith(prefix) and not self.store.exists(uri.removeprefix(prefix)):
-            raise errors.ProviderError(f"model blob {uri} does not exist; not pointing at it")
+    def _confined(self, ep: model.Endpoint, uri: str) -> str:
+        """The fingerprint whose model ``uri`` is, refusing anything but exactly
+        ``model_uri(fp)`` of a 64-hex fingerprint whose blob exists: no other scheme,
+        host, container, path, ``..`` or query (a saved plan may have been edited).
+        Exact equality with the canonical form is the check; no parsing to fool."""
+        fp = _fingerprint_in(uri, self.model_uri) or ""
+        shown = self.scrub(uri)[:URI_SHOWN]
+        valid = FINGERPRINT.fullmatch(fp) is not None
+        if not valid or uri != self.model_uri(fp):
+            canonical = self.model_uri(fp if valid else "<fingerprint>")
+            raise errors.ProviderError(
+                f"refusing model URI {shown} for endpoint {ep.name}: "
+                f"this backend serves models only from {canonical}",
+                where=ep.web_service,
+            )
+        if not self.store.exists(bes.model_path(fp)):
+            raise errors.ProviderError(
+                f"model blob {shown} for endpoint {ep.name} does not exist; not pointing at it",
+                where=ep.web_service,
+            )
+        return fp
 
     def _rid(self, ep: model.Endpoint) -> str:
         return self.arm.resource_id(ep.web_service, ep.options.get("resourceGroup"))
@@ -267,6 +289,14 @@ class AzureProvider:
 
     def force_unlock(self, lock_id: str) -> str:
         return lease.force_unlock(self.store, lock_id)
+
+
+def _fingerprint_in(uri: str, model_uri: Callable[[str], str]) -> str | None:
+    """The fingerprint-shaped part of ``uri`` when it has the model store's shape."""
+    head, _, tail = model_uri(MARK).partition(MARK)
+    if uri.startswith(head) and uri.endswith(tail) and len(uri) > len(head) + len(tail):
+        return uri[len(head) : len(uri) - len(tail)]
+    return None
 
 
 def _storage_account_name(definition: Mapping[str, Any]) -> str | None:
