@@ -85,3 +85,10 @@ def test_the_margin_is_a_setting_of_the_pacer(margin: float) -> None:
     while pacer.before("GET") == 0.0:
         free += 1
     assert free == round(10 * (1 - margin))
+
+
+def test_an_absurd_retry_after_pauses_the_others_at_most_a_minute() -> None:
+    clock = Clock()
+    pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
+    pacer.throttled("GET", 86_400.0)
+    assert pacer.before("GET") == pytest.approx(throttle.PAUSE_CAP)  # refilled meanwhile

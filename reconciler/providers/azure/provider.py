@@ -6,8 +6,10 @@
 - Training: BES jobs (``bes``) writing to deterministic blob locations.
 - Model store, history, ownership of classic endpoints, lock: blob storage (``blobs``).
 
-Reads fan out over a bounded pool (``parallelism``); every HTTP call retries
-429/5xx with backoff, and Resource Manager calls are paced to its buckets.
+Reads fan out over a bounded pool (``parallelism``); every HTTP call that is
+safe to repeat retries resets, 429 and 5xx with backoff (a POST only 429), and
+Resource Manager calls are paced to its buckets with a margin. A web service is
+only ever pointed at ``model_uri(fp)`` of an existing blob in our own container.
 """
 
 from __future__ import annotations

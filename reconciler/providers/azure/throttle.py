@@ -39,6 +39,9 @@ LIMITS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10
 # flight, and one second of the server's refill absorbs arrival jitter. It costs 10% of
 # throughput past the burst (600 reads: 16.7 s instead of the bucket's 14 s floor).
 MARGIN = 0.1
+# Longest shared pause one 429 imposes: a whole read bucket refills in 10 s, so a longer
+# Retry-After is an outage or a bad header, and the retry itself still waits it out.
+PAUSE_CAP = 60.0
 
 
 def kind_of(method: str) -> str:
@@ -103,7 +106,8 @@ class Bucket:
         with self.lock:
             self._refill()
             self.tokens = 0.0
-            self.paused_until = max(self.paused_until, self.stamp + max(0.0, seconds))
+            wait = min(max(0.0, seconds), PAUSE_CAP)
+            self.paused_until = max(self.paused_until, self.stamp + wait)
 
 
 class Pacer:
