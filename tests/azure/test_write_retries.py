@@ -82,3 +82,30 @@ def test_a_failed_bes_submit_is_not_repeated_and_the_next_run_submits_at_once(
     assert again.code == 0, again.err + again.out
     assert "being submitted by" not in again.err  # the failed claim was released
     assert len(world.fake.bes.job_list()) == 1
+
+
+def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage SDK retries a claim write whose answer was lost; the retry then fails
+    its own create-only condition. The claim is still ours: submit, do not wait on it."""
+    from reconciler.providers.azure import bes, blobs
+
+    monkeypatch.setattr(bes, "CLAIM_TTL", 2.0)  # old code waited this long on itself
+    real = blobs.BlobStore.write_text
+    lost: list[str] = []
+
+    def answer_lost(self: blobs.BlobStore, path: str, text: str, **kw: object) -> bool:
+        written = real(self, path, text, **kw)  # type: ignore[arg-type]
+        if kw.get("create_only") and path.endswith("/job.json") and not lost:
+            lost.append(path)
+            return False  # what the retried create-only write reports: "already exists"
+        return written
+
+    monkeypatch.setattr(blobs.BlobStore, "write_text", answer_lost)
+    seed_solo(world)
+    result = world.run("apply", "--auto-approve", capsys=capsys)
+    assert result.code == 0, result.err + result.out
+    assert lost, "the fault was not injected"
+    assert "being submitted by" not in result.err
+    assert len(world.fake.bes.job_list()) == 1
