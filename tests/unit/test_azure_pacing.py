@@ -92,3 +92,12 @@ def test_an_absurd_retry_after_pauses_the_others_at_most_a_minute() -> None:
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
     pacer.throttled("GET", 86_400.0)
     assert pacer.before("GET") == pytest.approx(throttle.PAUSE_CAP)  # refilled meanwhile
+
+
+def test_a_429_about_one_busy_resource_does_not_pause_the_others() -> None:
+    clock = Clock()
+    pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
+    busy = {"Retry-After": "1", "x-ms-ratelimit-remaining-subscription-writes": "150"}
+    request, response = exchange("PATCH", 429, busy)  # RetryableErrorDueToAnotherOperation
+    arm.PacingPolicy(pacer, log=lambda _line: None).on_response(request, response)
+    assert pacer.before("PATCH") == 0.0

@@ -68,9 +68,17 @@ class PacingPolicy(SansIOHTTPPolicy[Any, Any]):
         answer = response.http_response
         headers = {k.lower(): v for k, v in answer.headers.items()}
         self.pacer.after(headers)
-        if answer.status_code == THROTTLED:
+        method = request.http_request.method
+        if answer.status_code == THROTTLED and not _bucket_left(headers, method):
             seconds = http.retry_after(headers)
-            self.pacer.throttled(request.http_request.method, 1.0 if seconds is None else seconds)
+            self.pacer.throttled(method, 1.0 if seconds is None else seconds)
+
+
+def _bucket_left(headers: dict[str, str], method: str) -> bool:
+    """A 429 that says the subscription still has tokens is about one resource (e.g.
+    ``RetryableErrorDueToAnotherOperation``): it must not pause every worker."""
+    value = headers.get(f"x-ms-ratelimit-remaining-subscription-{throttle.kind_of(method)}")
+    return value is not None and value.strip().isdigit() and int(value) > 0
 
 
 class IdempotentRetry(RetryPolicy[Any, Any]):

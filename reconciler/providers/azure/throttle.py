@@ -19,7 +19,9 @@ flight. Pacing at exactly the server's rate turns every such wobble into a
   server's bucket slowly gains on ours instead of running level with it;
 - a shared pause: a 429 means the server's bucket is empty, so the bucket of
   that kind is emptied here too and *every* worker drawing from it waits out
-  the ``Retry-After`` before sending again (not one 429 per worker).
+  the ``Retry-After`` before sending again (not one 429 per worker). A 429
+  whose remaining-count header still shows tokens is about one busy resource,
+  not the bucket, and pauses nobody else (``arm.PacingPolicy`` decides).
 
 The headers still correct our estimate when others share the subscription.
 """
