@@ -37,6 +37,7 @@ HOSTILE: dict[str, Uri] = {
     "upper-case fingerprint": lambda p: p.model_uri(FP.upper()),
     "short fingerprint": lambda p: p.model_uri(FP[:63]),
     "other file of the model": lambda p: p.store.url(f"models/{FP}/metadata.json"),
+    "a line break": lambda p: p.model_uri(FP) + "\nError: all good",
 }
 
 
@@ -74,7 +75,8 @@ def test_resource_manager_services_refuse_any_model_uri_but_the_stores_own(
     with pytest.raises(errors.ProviderError) as info:
         getattr(prov, verb)(ep, uri, tags(FP))
     message = str(info.value)
-    assert message.startswith(f"refusing model URI {prov.scrub(uri)[:80]}")
+    assert message.startswith(f"refusing model URI {prov.scrub(uri)[:40]}")
+    assert len(message.splitlines()) == 1
     assert "for endpoint bike-solo" in message
     assert SIG not in message
     assert arm_world.writes() == []

@@ -253,7 +253,7 @@ class AzureProvider:
         host, container, path, ``..`` or query (a saved plan may have been edited).
         Exact equality with the canonical form is the check; no parsing to fool."""
         fp = _fingerprint_in(uri, self.model_uri) or ""
-        shown = self.scrub(uri)[:URI_SHOWN]
+        shown = self.scrub(uri)[:URI_SHOWN].encode("unicode_escape").decode("ascii")  # one line
         valid = FINGERPRINT.fullmatch(fp) is not None
         if not valid or uri != self.model_uri(fp):
             canonical = self.model_uri(fp if valid else "<fingerprint>")
