@@ -6,9 +6,10 @@ time) is never repeated blindly, and its failure does not block the next run."""
 from __future__ import annotations
 
 import pytest
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from reconciler.providers.azure import arm
-from tests.azure.conftest import World
+from tests.azure.conftest import CONTAINER, World
 from tests.azure.test_azure_e2e import seed_solo, seed_three
 from tests.azure.test_classic import CLASSIC
 
@@ -109,3 +110,29 @@ def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(
     assert lost, "the fault was not injected"
     assert "being submitted by" not in result.err
     assert len(world.fake.bes.job_list()) == 1
+
+
+def test_a_history_append_retried_after_its_answer_was_lost_is_written_once(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage SDK repeats an append whose answer was lost; the line must not be
+    in the history twice."""
+    real = BlobClient.append_block
+    repeated: list[bool] = []
+
+    def sent_twice(self: BlobClient, *args: object, **kw: object) -> object:
+        first = real(self, *args, **kw)  # type: ignore[arg-type]
+        if repeated:
+            return first
+        repeated.append(True)
+        return real(self, *args, **kw)  # type: ignore[arg-type]  # the SDK's retry
+
+    monkeypatch.setattr(BlobClient, "append_block", sent_twice)
+    seed_solo(world)
+    result = world.run("apply", "--auto-approve", capsys=capsys)
+    assert result.code == 0, result.err + result.out
+    assert repeated, "the fault was not injected"
+    blobs = BlobServiceClient.from_connection_string(world.emulator.connection_string)
+    text = blobs.get_blob_client(CONTAINER, "history.jsonl").download_blob().readall().decode()
+    lines = text.splitlines()
+    assert lines and len(lines) == len(set(lines))  # each line once (the old code wrote 2)
