@@ -136,3 +136,24 @@ def test_a_history_append_retried_after_its_answer_was_lost_is_written_once(
     text = blobs.get_blob_client(CONTAINER, "history.jsonl").download_blob().readall().decode()
     lines = text.splitlines()
     assert lines and len(lines) == len(set(lines))  # each line once (the old code wrote 2)
+
+
+def test_parallel_history_appends_from_one_apply_each_land_once(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reconciler import redact
+    from reconciler.providers.azure import blobs
+
+    store = blobs.BlobStore(
+        world.emulator.connection_string,
+        CONTAINER,
+        verify=True,
+        retries=2,
+        scrub=redact.Redactor(),
+    )
+    path = f"parallel-{world.root.name}.jsonl"  # the emulator outlives this test
+    lines = [f'{{"n": {i}}}' for i in range(48)]  # more than the threads an apply runs
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda line: store.append_line(path, line), lines))
+    text = store.read_text(path) or ""
+    assert sorted(text.splitlines()) == sorted(lines)

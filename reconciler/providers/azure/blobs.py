@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import threading
 from typing import Any
 
 from azure.core import exceptions as core
@@ -63,6 +64,7 @@ class BlobStore:
                 retry_total=retries,
             )
         self._ready = False
+        self._append_lock = threading.Lock()
 
     # -- names ---------------------------------------------------------------
     @property
@@ -182,7 +184,9 @@ class BlobStore:
         self.ensure_container()
         blob = self.service.get_blob_client(self.container, path)
         data = (line + "\n").encode("utf-8")
-        with sdk.mapped(f"append to {self.relative(path)}", self.scrub):
+        # One apply records its parallel updates from several threads: take turns, so the
+        # length condition only ever meets another process (kept out by the apply lock).
+        with self._append_lock, sdk.mapped(f"append to {self.relative(path)}", self.scrub):
             with contextlib.suppress(core.ResourceExistsError, core.ResourceModifiedError):
                 blob.create_append_blob(if_none_match="*")
             for _ in range(APPEND_RACES):
