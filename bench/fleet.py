@@ -344,6 +344,11 @@ def render(meta: dict[str, Any], r: dict[str, Any]) -> str:
             "the PATCH is built from, 2 operation polls, the operation's final GET, the "
             "read-back).",
             "",
+            "Shared subscription: another client has just emptied the read bucket. The first "
+            "wave (about one request per worker, all sent before any answer can say the bucket "
+            "is empty) is refused whatever the pacer does; after it, the paced run draws no "
+            "more, and ends near the paced floor.",
+            "",
         ]
     )
 
