@@ -80,6 +80,57 @@ def test_connection_resets_are_retried(server: FakeHTTPServer) -> None:
     assert len(sleeps) == 2
 
 
+@pytest.fixture
+def writable(server: FakeHTTPServer) -> FakeHTTPServer:
+    for method in ("POST", "PATCH", "PUT"):
+        server.add_route(method, r"/w", lambda _req: Response.json(200, {"ok": True}))
+    return server
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_idempotent_writes_are_retried_on_resets_and_5xx(
+    writable: FakeHTTPServer, method: str
+) -> None:
+    log: list[str] = []
+    writable.reset_connections(1, method=method, path="/w", after=True)
+    writable.fail_with_status(502, times=1, method=method, path="/w")
+    answer = client(writable, [], log).request(
+        method, f"{writable.base_url}/w", what=f"{method} w", token="t", body={"a": 1}
+    )
+    assert answer.status == 200
+    assert len(writable.requests(method=method, path="/w")) == 3
+    assert [line.split(" failed ")[0] for line in log] == [
+        f"{method} w: attempt #1/5",
+        f"{method} w: attempt #2/5",
+    ]
+    assert all("; will retry in " in line for line in log)
+
+
+@pytest.mark.parametrize("fault", ["reset", "503"], ids=["reset", "HTTP 503"])
+def test_a_post_is_not_repeated_after_a_reset_or_a_5xx(
+    writable: FakeHTTPServer, fault: str
+) -> None:
+    if fault == "reset":
+        writable.reset_connections(1, method="POST", path="/w", after=True)
+    else:
+        writable.fail_with_status(503, times=1, method="POST", path="/w")
+    with pytest.raises(errors.ProviderError):
+        client(writable, [], []).request("POST", f"{writable.base_url}/w", what="submit", token="t")
+    assert len(writable.requests(method="POST", path="/w")) == 1
+
+
+def test_a_post_is_retried_on_429_and_when_its_caller_says_it_is_idempotent(
+    writable: FakeHTTPServer,
+) -> None:
+    writable.throttle(1, retry_after=0, method="POST", path="/w")
+    writable.fail_with_status(503, times=1, method="POST", path="/w")
+    answer = client(writable, [], []).request(
+        "POST", f"{writable.base_url}/w", what="start", token="t", idempotent=True
+    )
+    assert answer.status == 200
+    assert len(writable.requests(method="POST", path="/w")) == 3
+
+
 def test_retries_give_up_with_the_servers_message(server: FakeHTTPServer) -> None:
     server.fail_with_status(503, times=None, path="/thing")
     with pytest.raises(az_errors.ServerError, match="GET thing: HTTP 503"):
