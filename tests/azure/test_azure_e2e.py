@@ -185,7 +185,7 @@ def test_a_throttled_and_flaky_run_converges(
     seed_three(world)
     server = world.fake.server
     server.throttle(3, retry_after=0, path=".*/webServices/.*")
-    server.fail_with_status(503, times=2, path="/bes/.*")
+    server.fail_with_status(503, times=2, method="GET", path="/bes/.*")
     server.reset_connections(1, method="GET", path="/bes/.*")
     result = world.run("apply", "--auto-approve", capsys=capsys)
     assert result.code == 0, result.err

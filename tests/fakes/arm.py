@@ -350,6 +350,17 @@ class FakeResourceManager:
             f"/providers/{RESOURCE_TYPE}/{name}"
         )
 
+    def drain(self, subscription: str, kind: str = "reads") -> None:
+        """Empty a subscription's bucket, as another client sharing it would."""
+        now = self.clock()
+        with self._lock:
+            key = (subscription.lower(), kind)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.throttle.spec(kind), now)
+            bucket.tokens = 0.0
+            bucket.updated = now
+
     def seed_web_service(
         self,
         subscription: str,

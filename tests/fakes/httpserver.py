@@ -142,7 +142,7 @@ class LoggedRequest:
 class Fault:
     """A switchable fault. ``remaining`` None means "every matching request, forever"."""
 
-    kind: str  # "latency" | "status" | "reset"
+    kind: str  # "latency" | "status" | "reset" | "reset-after" (handled, answer lost)
     method: re.Pattern[str]
     path: re.Pattern[str]
     remaining: int | None
@@ -407,10 +407,13 @@ class FakeHTTPServer:
         )
 
     def reset_connections(
-        self, times: int | None = 1, *, method: str = ".*", path: str = ".*"
+        self, times: int | None = 1, *, method: str = ".*", path: str = ".*", after: bool = False
     ) -> Fault:
-        """Close the connection without a response for the next ``times`` matching requests."""
-        return self._add_fault(Fault("reset", re.compile(method), re.compile(path), times))
+        """Close the connection without a response for the next ``times`` matching requests.
+        With ``after``, the request is handled first (a write takes effect) and only the
+        answer is lost: what a client cannot tell from a reset before handling."""
+        kind = "reset-after" if after else "reset"
+        return self._add_fault(Fault(kind, re.compile(method), re.compile(path), times))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -448,6 +451,8 @@ class FakeHTTPServer:
                 self._record(req, route, None, fault_name)
                 reset()
                 return None
+            if fault.kind == "reset-after":
+                break  # handled below as usual; only the answer is lost
             headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
             body = fault.body if fault.body is not None else default_error_body(fault.status)
             resp = Response.json(fault.status, body, headers)
@@ -480,6 +485,10 @@ class FakeHTTPServer:
                             }
                         },
                     )
+        if fault_name == "reset-after":
+            self._record(req, route, None, fault_name)
+            reset()
+            return None
         self._record(req, route, resp.status, fault_name)
         return resp
 

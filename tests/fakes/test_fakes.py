@@ -180,6 +180,29 @@ def test_faults_are_targeted_and_bounded(echo_server: FakeHTTPServer) -> None:
     assert [e.fault for e in echo_server.requests("GET", r"/ping")].count("reset") == 1
 
 
+def test_a_reset_after_handling_runs_the_handler_and_loses_only_the_answer(
+    echo_server: FakeHTTPServer,
+) -> None:
+    handled: list[str] = []
+
+    @echo_server.route("PUT", r"/thing", name="thing")
+    def thing(req: Request) -> Response:
+        handled.append(req.method)
+        return Response.json(200, {})
+
+    base, ca = echo_server.base_url, echo_server.ca_bundle_path
+    echo_server.reset_connections(1, method="PUT", after=True)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.put(f"{base}/thing", json={}, verify=ca, timeout=10)
+    assert handled == ["PUT"]  # the write took effect
+    echo_server.reset_connections(1, method="PUT")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.put(f"{base}/thing", json={}, verify=ca, timeout=10)
+    assert handled == ["PUT"]  # before handling: it did not
+    faults = [e.fault for e in echo_server.requests("PUT", r"/thing")]
+    assert faults == ["reset-after", "reset"]
+
+
 # -- Resource Manager ---------------------------------------------------------------------
 
 

@@ -67,7 +67,7 @@ def test_429_and_5xx_are_retried_honouring_retry_after(server: FakeHTTPServer) -
     assert len(server.requests(path="/thing")) == 4
     assert sleeps[0] == 7.0  # Retry-After, not backoff
     assert sleeps[1:] == [1.0, 2.0]  # exponential backoff after that
-    assert log[0] == "GET thing: attempt #1/5 failed (HTTP 429); retrying in 7.0s"
+    assert log[0] == "GET thing: attempt #1/5 failed (HTTP 429); will retry in 7.0s"
 
 
 def test_connection_resets_are_retried(server: FakeHTTPServer) -> None:
@@ -78,6 +78,57 @@ def test_connection_resets_are_retried(server: FakeHTTPServer) -> None:
     )
     assert answer.status == 200
     assert len(sleeps) == 2
+
+
+@pytest.fixture
+def writable(server: FakeHTTPServer) -> FakeHTTPServer:
+    for method in ("POST", "PATCH", "PUT"):
+        server.add_route(method, r"/w", lambda _req: Response.json(200, {"ok": True}))
+    return server
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_idempotent_writes_are_retried_on_resets_and_5xx(
+    writable: FakeHTTPServer, method: str
+) -> None:
+    log: list[str] = []
+    writable.reset_connections(1, method=method, path="/w", after=True)
+    writable.fail_with_status(502, times=1, method=method, path="/w")
+    answer = client(writable, [], log).request(
+        method, f"{writable.base_url}/w", what=f"{method} w", token="t", body={"a": 1}
+    )
+    assert answer.status == 200
+    assert len(writable.requests(method=method, path="/w")) == 3
+    assert [line.split(" failed ")[0] for line in log] == [
+        f"{method} w: attempt #1/5",
+        f"{method} w: attempt #2/5",
+    ]
+    assert all("; will retry in " in line for line in log)
+
+
+@pytest.mark.parametrize("fault", ["reset", "503"], ids=["reset", "HTTP 503"])
+def test_a_post_is_not_repeated_after_a_reset_or_a_5xx(
+    writable: FakeHTTPServer, fault: str
+) -> None:
+    if fault == "reset":
+        writable.reset_connections(1, method="POST", path="/w", after=True)
+    else:
+        writable.fail_with_status(503, times=1, method="POST", path="/w")
+    with pytest.raises(errors.ProviderError):
+        client(writable, [], []).request("POST", f"{writable.base_url}/w", what="submit", token="t")
+    assert len(writable.requests(method="POST", path="/w")) == 1
+
+
+def test_a_post_is_retried_on_429_and_when_its_caller_says_it_is_idempotent(
+    writable: FakeHTTPServer,
+) -> None:
+    writable.throttle(1, retry_after=0, method="POST", path="/w")
+    writable.fail_with_status(503, times=1, method="POST", path="/w")
+    answer = client(writable, [], []).request(
+        "POST", f"{writable.base_url}/w", what="start", token="t", idempotent=True
+    )
+    assert answer.status == 200
+    assert len(writable.requests(method="POST", path="/w")) == 3
 
 
 def test_retries_give_up_with_the_servers_message(server: FakeHTTPServer) -> None:
@@ -141,21 +192,22 @@ class Clock:
         self.now += seconds
 
 
-def test_the_pacer_spends_the_burst_then_the_refill_rate() -> None:
+def test_the_pacer_spends_the_burst_then_the_refill_rate_less_its_margin() -> None:
     clock = Clock()
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
-    for _ in range(250):
-        assert pacer.before("GET") == 0.0  # the burst is free
-    waited = sum(pacer.before("GET") for _ in range(50))
-    assert waited == pytest.approx(2.0)  # 50 more at 25 per second
-    for _ in range(200):
+    for _ in range(225):
+        assert pacer.before("GET") == 0.0  # the burst less its 10% reserve is free
+    waited = sum(pacer.before("GET") for _ in range(45))
+    assert waited == pytest.approx(2.0)  # 45 more at 90% of 25 per second
+    for _ in range(180):
         pacer.before("PATCH")
-    assert pacer.before("PUT") == pytest.approx(0.1)  # writes refill at 10 per second
+    assert pacer.before("PUT") == pytest.approx(1 / 9)  # writes refill at 90% of 10 per second
 
 
 def test_the_pacer_believes_the_servers_remaining_count() -> None:
     clock = Clock()
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
-    pacer.after({"x-ms-ratelimit-remaining-subscription-reads": "1"})
-    assert pacer.before("GET") == 0.0
-    assert pacer.before("GET") == pytest.approx(0.04)
+    pacer.after({"x-ms-ratelimit-remaining-subscription-reads": "100"})
+    for _ in range(75):
+        assert pacer.before("GET") == 0.0  # 100 left, less the reserve of 25
+    assert pacer.before("GET") == pytest.approx(1 / 22.5)

@@ -7,7 +7,15 @@ service holds it, key casing included (its own examples mix ``AssetId`` and
 (the PATCH merge depth is undocumented; naming the whole map is safe) and
 never ``storageAccount``, so the storage account can never change. Every
 attempt, retries and LRO polls included, is paced by the subscription's
-token buckets and logged when it fails.
+token buckets; a 429 pauses every worker sharing the pacer.
+
+Retries are ours, not the SDK's defaults: azure-core retries a connection
+reset only for GET/PUT/DELETE (never PATCH) and a 502 never on PATCH, so an
+apply could fail where a retry would have succeeded. ``IdempotentRetry``
+retries every idempotent request (GET, PUT, and PATCH: each PATCH here sends
+the same absolute body again) on connection errors, timeouts, 429 and 5xx,
+and logs each retry; a POST (not idempotent) is retried only on 429, which
+the server answers without acting.
 """
 
 from __future__ import annotations
@@ -20,14 +28,20 @@ from collections.abc import Callable
 from typing import Any
 
 from azure.core.credentials import AccessToken
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from reconciler import errors, redact
-from reconciler.providers.azure import config, sdk, throttle
+from reconciler.providers.azure import config, http, sdk, throttle
 
 API_VERSION = "2017-01-01"
 TOKEN_LIFETIME = 3600  # seconds we treat a CI-provided token as valid (it is not refreshed)
+BACKOFF_MAX = 30  # seconds: never wait longer than this between attempts
+BACKOFF_FACTOR = 0.8  # azure-core's: retries after 0, 1.6, 3.2, 6.4 ... seconds
+# Requests that may be sent twice with the same effect. Our PATCH bodies set absolute
+# values (tags, the whole assets map), so repeating one changes nothing more.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+THROTTLED = 429
 
 
 class StaticToken:
@@ -51,14 +65,63 @@ class PacingPolicy(SansIOHTTPPolicy[Any, Any]):
         self.pacer.before(request.http_request.method)
 
     def on_response(self, request: Any, response: Any) -> None:
-        http = response.http_response
-        self.pacer.after({k.lower(): v for k, v in http.headers.items()})
-        if http.status_code == 429 or http.status_code >= 500:
-            after = http.headers.get("Retry-After", "?")
+        answer = response.http_response
+        headers = {k.lower(): v for k, v in answer.headers.items()}
+        self.pacer.after(headers)
+        method = request.http_request.method
+        if answer.status_code == THROTTLED and not _bucket_left(headers, method):
+            seconds = http.retry_after(headers)
+            self.pacer.throttled(method, 1.0 if seconds is None else seconds)
+
+
+def _bucket_left(headers: dict[str, str], method: str) -> bool:
+    """A 429 that says the subscription still has tokens is about one resource (e.g.
+    ``RetryableErrorDueToAnotherOperation``): it must not pause every worker."""
+    value = headers.get(f"x-ms-ratelimit-remaining-subscription-{throttle.kind_of(method)}")
+    return value is not None and value.strip().isdigit() and int(value) > 0
+
+
+class IdempotentRetry(RetryPolicy[Any, Any]):
+    """azure-core's retry loop with our retriable set, each retry logged."""
+
+    def __init__(self, retries: int, log: Callable[[str], None]) -> None:
+        super().__init__(
+            retry_total=retries,
+            retry_connect=retries,
+            retry_read=retries,
+            retry_status=retries,
+            retry_backoff_max=BACKOFF_MAX,
+            retry_backoff_factor=BACKOFF_FACTOR,
+        )
+        self._method_whitelist = IDEMPOTENT
+        self.log = log
+
+    def _is_method_retryable(self, settings: Any, request: Any, response: Any = None) -> bool:
+        """Connection errors and 5xx: only a request that is safe to repeat."""
+        return str(request.method).upper() in settings["methods"]
+
+    def is_retry(self, settings: Any, response: Any) -> bool:
+        status = response.http_response.status_code
+        if status == THROTTLED:
+            return bool(settings["total"])  # refused unprocessed: safe for any method
+        if not self._is_method_retryable(settings, response.http_request):
+            return False
+        return bool(super().is_retry(settings, response))
+
+    def increment(self, settings: Any, response: Any = None, error: Any = None) -> bool:
+        retrying = bool(super().increment(settings, response=response, error=error))
+        if retrying and response is not None:
+            request = response.http_request
+            if error is not None:
+                reason = type(error).__name__
+            else:
+                reason = f"HTTP {response.http_response.status_code}"
+            name = str(request.url).split("?", 1)[0].rsplit("/", 1)[-1]
             self.log(
-                f"Resource Manager {request.http_request.method} answered "
-                f"{http.status_code} (Retry-After {after}); will retry"
+                f"Resource Manager {request.method} {name}: attempt #{len(settings['history'])}/"
+                f"{self.total_retries + 1} failed ({reason}); will retry"
             )
+        return retrying
 
 
 class WebServices:
@@ -82,8 +145,7 @@ class WebServices:
             credential_scopes=[cfg.scope],
             polling_interval=cfg.poll_seconds,
             connection_verify=cfg.verify,
-            retry_total=cfg.retries,
-            retry_backoff_max=30,
+            retry_policy=IdempotentRetry(cfg.retries, log),
             per_retry_policies=[PacingPolicy(pacer or throttle.Pacer(), log)],
         )
 

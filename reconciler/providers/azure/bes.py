@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -91,17 +92,22 @@ class Trainer:
     def _job_for(self, job: base.TrainingJob, url: str, key: str) -> str:
         fp = job.fingerprint
         started = self.clock()
+        # Names this attempt's claim: a claim write whose answer was lost is retried by the
+        # storage SDK and then fails its own condition; reading back our token shows it is ours.
+        token = uuid.uuid4().hex
         while True:
             found = self.store.read_with_etag(job_path(fp))
             if found is None:
-                if self.store.write_text(job_path(fp), _claim(), create_only=True):
+                if self.store.write_text(job_path(fp), _claim(token), create_only=True):
                     return self._submit(job, url, key, self.store.read_with_etag(job_path(fp)))
                 continue  # someone claimed it a moment ago: look again
             record, etag = json.loads(found[0]), found[1]
+            if record.get("claim") == token and not record.get("job_id"):
+                return self._submit(job, url, key, found)  # our own claim landed after all
             if record.get("job_id") and record.get("state") != "failed":
                 return self._resume(record, url, key, fp)
             if record.get("state") == "failed" or _age(record) > CLAIM_TTL:
-                if self.store.write_text(job_path(fp), _claim(), etag=etag):
+                if self.store.write_text(job_path(fp), _claim(token), etag=etag):
                     return self._submit(job, url, key, self.store.read_with_etag(job_path(fp)))
                 continue
             if self.clock() - started > CLAIM_TTL:
@@ -128,14 +134,20 @@ class Trainer:
             },
             "GlobalParameters": dict(job.parameters),
         }
-        answer = self.client.request(
-            "POST",
-            f"{url}/jobs?{API}",
-            what="submit BES job",
-            token=key,
-            body=request,
-            ok=(200, 201),
-        )
+        try:
+            # Not idempotent (each submit creates a job), so never retried on a 5xx or a
+            # reset; on failure the claim is released so the next run submits afresh.
+            answer = self.client.request(
+                "POST",
+                f"{url}/jobs?{API}",
+                what="submit BES job",
+                token=key,
+                body=request,
+                ok=(200, 201),
+            )
+        except errors.ProviderError:
+            self._mark_failed(fp)
+            raise
         job_id = str(answer.json())
         record = {
             "job_id": job_id,
@@ -170,6 +182,7 @@ class Trainer:
                 what="start BES job",
                 token=key,
                 ok=(200, 202, 204),
+                idempotent=True,  # a second start answers CannotStartJob, tolerated below
             )
         except errors.ProviderError as e:
             if "CannotStartJob" not in str(e):
@@ -256,8 +269,10 @@ class Trainer:
         }
 
 
-def _claim() -> str:
-    return json.dumps({"state": "claimed", "claimed_at": _now(), "holder": _holder()})
+def _claim(token: str) -> str:
+    return json.dumps(
+        {"state": "claimed", "claimed_at": _now(), "holder": _holder(), "claim": token}
+    )
 
 
 def _holder() -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import threading
 from typing import Any
 
 from azure.core import exceptions as core
@@ -31,6 +32,8 @@ from reconciler.providers.azure import sdk
 
 SAS_HOURS = 24 * 365  # a classic endpoint reads its model via this SAS for as long as it serves
 CHUNK = 4 << 20  # bytes per read when hashing a blob that has no stored MD5
+APPEND_RACES = 5  # appends refused because the blob grew meanwhile, before giving up
+PRECONDITION_FAILED = 412  # HTTP status of AppendPositionConditionNotMet
 
 
 def parse_connection_string(text: str) -> dict[str, str]:
@@ -61,6 +64,7 @@ class BlobStore:
                 retry_total=retries,
             )
         self._ready = False
+        self._append_lock = threading.Lock()
 
     # -- names ---------------------------------------------------------------
     @property
@@ -173,12 +177,31 @@ class BlobStore:
         return True
 
     def append_line(self, path: str, line: str) -> None:
+        """Append one line, exactly once. The storage SDK retries an append whose answer
+        was lost, which would write the line twice; so each append is conditional on the
+        blob's length, and a refused one whose line is already there at that length is
+        the earlier attempt having landed."""
         self.ensure_container()
         blob = self.service.get_blob_client(self.container, path)
-        with sdk.mapped(f"append to {self.relative(path)}", self.scrub):
+        data = (line + "\n").encode("utf-8")
+        # One apply records its parallel updates from several threads: take turns, so the
+        # length condition only ever meets another process (kept out by the apply lock).
+        with self._append_lock, sdk.mapped(f"append to {self.relative(path)}", self.scrub):
             with contextlib.suppress(core.ResourceExistsError, core.ResourceModifiedError):
                 blob.create_append_blob(if_none_match="*")
-            blob.append_block((line + "\n").encode("utf-8"))
+            for _ in range(APPEND_RACES):
+                size = int(blob.get_blob_properties().size)
+                try:
+                    blob.append_block(data, appendpos_condition=size)
+                    return
+                except core.HttpResponseError as e:
+                    if e.status_code != PRECONDITION_FAILED:
+                        raise
+                if blob.download_blob(offset=size, length=len(data)).readall() == data:
+                    return  # our own earlier attempt landed; its retry was refused
+        raise errors.ProviderError(
+            f"append to {self.relative(path)}: the blob kept changing under us", where=path
+        )
 
     def upload(self, path: str, data: bytes) -> None:
         """Upload bytes (with their MD5, so digests need no re-read)."""

@@ -2,7 +2,11 @@
 
 Retries are explicit and visible: connection errors, timeouts, 429 and 5xx
 are retried with exponential backoff, honouring ``Retry-After``; each retry is
-reported as ``attempt #2/7 failed (HTTP 503); retrying in 1.0s``. Everything
+reported as ``attempt #2/7 failed (HTTP 503); will retry in 1.0s``. Only a
+request that is safe to send twice is retried on those: GET, PUT, DELETE, and
+PATCH (every PATCH here sends the same absolute body). A POST (a BES submit
+creates a job each time) is retried only on 429, which the server answers
+without acting; a caller whose POST is idempotent says so. Everything
 else maps through ``errors.make``. Nothing that leaves here carries a key:
 messages are redacted on the way out.
 """
@@ -22,6 +26,9 @@ from reconciler import redact
 from reconciler.providers.azure import errors as az_errors
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+THROTTLED = 429  # the one refusal that is retried for any method: nothing was done
+# Methods that may be sent twice with the same effect (RFC 9110 §9.2.2, plus our PATCHes).
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BACKOFF_BASE = 0.5  # seconds before the first retry without Retry-After
 BACKOFF_CAP = 30.0  # never wait longer than this between attempts
 TIMEOUT = (10.0, 60.0)  # (connect, read) seconds for one request
@@ -68,13 +75,15 @@ class Client:
         token: str,
         body: Any = None,
         ok: tuple[int, ...] = (200, 201, 202, 204),
+        idempotent: bool | None = None,
     ) -> Response:
-        """One logical call; ``what`` names it in errors and retry lines."""
+        """One logical call; ``what`` names it in errors and retry lines. ``idempotent``
+        (default: by method) says whether it may be repeated after a failure."""
+        safe = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             outcome = self._once(method, url, token, body)
-            retriable = isinstance(outcome, Exception) or outcome.status in RETRY_STATUSES
-            if not retriable or attempt == attempts:
+            if not _retriable(outcome, safe) or attempt == attempts:
                 return self._finish(outcome, what, ok)
             delay = _delay(outcome, attempt)
             reason = (
@@ -83,7 +92,8 @@ class Client:
                 else type(outcome).__name__
             )
             self.log(
-                f"{what}: attempt #{attempt}/{attempts} failed ({reason}); retrying in {delay:.1f}s"
+                f"{what}: attempt #{attempt}/{attempts} failed ({reason}); "
+                f"will retry in {delay:.1f}s"
             )
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -111,6 +121,15 @@ class Client:
         if outcome.status not in ok:
             raise az_errors.make(outcome.status, what, outcome.body, self.scrub)
         return outcome
+
+
+def _retriable(outcome: Response | Exception, safe: bool) -> bool:
+    """A failure worth another attempt: any for a safe request; a 429 for any request."""
+    if isinstance(outcome, Response) and outcome.status == THROTTLED:
+        return True
+    if not safe:
+        return False
+    return isinstance(outcome, Exception) or outcome.status in RETRY_STATUSES
 
 
 def _delay(outcome: Response | Exception, attempt: int) -> float:

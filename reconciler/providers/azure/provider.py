@@ -6,14 +6,17 @@
 - Training: BES jobs (``bes``) writing to deterministic blob locations.
 - Model store, history, ownership of classic endpoints, lock: blob storage (``blobs``).
 
-Reads fan out over a bounded pool (``parallelism``); every HTTP call retries
-429/5xx with backoff, and Resource Manager calls are paced to its buckets.
+Reads fan out over a bounded pool (``parallelism``); every HTTP call that is
+safe to repeat retries resets, 429 and 5xx with backoff (a POST only 429), and
+Resource Manager calls are paced to its buckets with a margin. A web service is
+only ever pointed at ``model_uri(fp)`` of an existing blob in our own container.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -28,6 +31,9 @@ READ_ONLY = ("id", "name", "type")
 SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
 HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # sha256, lower-case hex, as fingerprint.py makes them
+MARK = "\x00fp\x00"  # a placeholder no URL contains, to split model_uri() around the fingerprint
+URI_SHOWN = 200  # characters of a refused URI put in the error (it may be hostile and huge)
 
 
 class AzureProvider:
@@ -59,6 +65,7 @@ class AzureProvider:
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
         self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
+        self._definitions: dict[str, Mapping[str, Any]] = {}  # exported files, by path
         self.trainer = bes.Trainer(
             self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
         )
@@ -74,11 +81,13 @@ class AzureProvider:
     def input_digest(self, location: str) -> str:
         return self.store.digest(location)
 
-    def uri_for(self, fp: str) -> str:
+    def model_uri(self, fp: str) -> str:
+        """The canonical blob URL of fingerprint ``fp``'s model: the one location a web
+        service is ever pointed at."""
         return self.store.url(bes.model_path(fp))
 
-    def model_uri(self, fp: str) -> str:
-        return self.uri_for(fp)
+    def uri_for(self, fp: str) -> str:
+        return self.model_uri(fp)
 
     # -- observe ---------------------------------------------------------------
     def observe(
@@ -97,12 +106,44 @@ class AzureProvider:
         definition = self.arm.get(self._rid(ep))
         if definition is None:
             return None
+        self._same_storage_account(ep, definition)
         try:
             return webservice.essence(
                 definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=self.uri_for
             )
         except webservice.DefinitionError as e:
             raise errors.ProviderError(str(e), where=ep.web_service) from e
+
+    def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
+        """A web service's storage account cannot change (the service answers
+        ``CannotChangeStorageAccount``) and an update never sends it, so a definition file
+        naming another account would be silently ignored: refuse it while planning.
+        Names only: GET omits the account key."""
+        if ep.definition is None:
+            return
+        wanted = _storage_account_name(self._exported(ep.definition))
+        serving = _storage_account_name(live)
+        if wanted is not None and serving is not None and wanted.lower() != serving.lower():
+            raise errors.ProviderError(
+                f"endpoint {ep.name}: definition storageAccount.name is {wanted!r} but the live "
+                f"web service {ep.web_service!r} uses {serving!r}; a web service's storage "
+                "account cannot change",
+                where=ep.definition,
+            )
+
+    def _exported(self, path: str) -> Mapping[str, Any]:
+        """An exported definition file, parsed once per run (many endpoints share one)."""
+        found = self._definitions.get(path)
+        if found is None:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    found = json.load(f)
+            except (OSError, ValueError) as e:
+                raise errors.ProviderError(f"cannot read definition: {e}", where=path) from e
+            if not isinstance(found, dict):
+                raise errors.ProviderError("definition is not a JSON object", where=path)
+            self._definitions[path] = found
+        return found
 
     def _observe_classic(
         self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
@@ -160,10 +201,10 @@ class AzureProvider:
         return self._record(job.fingerprint, json.dumps(metadata))
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        self._model_exists(model_uri)
+        fp = self._confined(endpoint, model_uri)
         if "classic" in endpoint.options:
             self.classic.add(endpoint)
-            self._point_classic(endpoint, model_uri, tags)
+            self._point_classic(endpoint, fp, tags)
             return
         if endpoint.definition is None:
             raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
@@ -180,9 +221,9 @@ class AzureProvider:
         self.arm.put(self._rid(endpoint), body)
 
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        self._model_exists(model_uri)
+        fp = self._confined(endpoint, model_uri)
         if "classic" in endpoint.options:
-            self._point_classic(endpoint, model_uri, tags)
+            self._point_classic(endpoint, fp, tags)
             return
         rid = self._rid(endpoint)
         current = self.arm.get(rid)
@@ -202,18 +243,31 @@ class AzureProvider:
         }
         self.arm.patch(rid, patch)
 
-    def _point_classic(self, ep: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        prefix = self.store.url("")
-        if not model_uri.startswith(prefix):
-            raise errors.ProviderError(f"model {model_uri} is not in {self.store.container}")
-        self.classic.patch(ep, model_uri.removeprefix(prefix))
+    def _point_classic(self, ep: model.Endpoint, fp: str, tags: Mapping[str, str]) -> None:
+        self.classic.patch(ep, bes.model_path(fp))
         self.classic.set_record(ep, tags)
 
-    def _model_exists(self, uri: str) -> None:
-        """Never point a web service at a blob that is not there."""
-        prefix = self.store.url("")
-        if uri.startswith(prefix) and not self.store.exists(uri.removeprefix(prefix)):
-            raise errors.ProviderError(f"model blob {uri} does not exist; not pointing at it")
+    def _confined(self, ep: model.Endpoint, uri: str) -> str:
+        """The fingerprint whose model ``uri`` is, refusing anything but exactly
+        ``model_uri(fp)`` of a 64-hex fingerprint whose blob exists: no other scheme,
+        host, container, path, ``..`` or query (a saved plan may have been edited).
+        Exact equality with the canonical form is the check; no parsing to fool."""
+        fp = _fingerprint_in(uri, self.model_uri) or ""
+        shown = self.scrub(uri)[:URI_SHOWN].encode("unicode_escape").decode("ascii")  # one line
+        valid = FINGERPRINT.fullmatch(fp) is not None
+        if not valid or uri != self.model_uri(fp):
+            canonical = self.model_uri(fp if valid else "<fingerprint>")
+            raise errors.ProviderError(
+                f"refusing model URI {shown} for endpoint {ep.name}: "
+                f"this backend serves models only from {canonical}",
+                where=ep.web_service,
+            )
+        if not self.store.exists(bes.model_path(fp)):
+            raise errors.ProviderError(
+                f"model blob {shown} for endpoint {ep.name} does not exist; not pointing at it",
+                where=ep.web_service,
+            )
+        return fp
 
     def _rid(self, ep: model.Endpoint) -> str:
         return self.arm.resource_id(ep.web_service, ep.options.get("resourceGroup"))
@@ -241,6 +295,19 @@ class AzureProvider:
     def recover(self) -> list[str]:
         """Nothing to sweep: BES jobs are recorded before they start and resumed, not redone."""
         return []
+
+
+def _fingerprint_in(uri: str, model_uri: Callable[[str], str]) -> str | None:
+    """The fingerprint-shaped part of ``uri`` when it has the model store's shape."""
+    head, _, tail = model_uri(MARK).partition(MARK)
+    if uri.startswith(head) and uri.endswith(tail) and len(uri) > len(head) + len(tail):
+        return uri[len(head) : len(uri) - len(tail)]
+    return None
+
+
+def _storage_account_name(definition: Mapping[str, Any]) -> str | None:
+    name = webservice.get(definition, "properties", "storageAccount", "name")
+    return None if name is None else str(name)
 
 
 def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:
