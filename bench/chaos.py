@@ -72,7 +72,7 @@ ROWS = 40  # rows per generated data file: enough for a fit, small enough to has
 class Fleet:
     endpoints: int = 12
     models: int = 4  # distinct fingerprints per round, each shared by endpoints/models services
-    seconds: float = 1.0  # each trainer run's wall time
+    seconds: float = 2.0  # each trainer run's wall time: longer than ORPHAN_GRACE
     parallelism: int = 2  # training jobs at once (one per core on the 2-core CI machine)
 
 
@@ -427,8 +427,9 @@ def rerun(project: Project, round_: Round) -> None:
     code, err = run(project, "apply", "--auto-approve")
     if code != 0 and "force-unlock" in err:
         round_.found["force_unlock"] += 1
-        lock = json.loads((project.state / "lock").read_text(encoding="utf-8"))
-        run(project, "force-unlock", str(lock.get("id")))
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            lock = json.loads((project.state / "lock").read_text(encoding="utf-8"))
+            run(project, "force-unlock", str(lock.get("id")))
         code, err = run(project, "apply", "--auto-approve")
     if code != 0:
         round_.found["rerun_failed"] += 1
@@ -436,7 +437,19 @@ def rerun(project: Project, round_: Round) -> None:
         print(f"  round {round_.number}: re-run exited {code}: {last[0][:200]}", file=sys.stderr)
 
 
-def play(project: Project, number: int, kill: Kill, rng: random.Random) -> Round:
+@dataclass
+class Seen:
+    """Leftovers already counted: one left by round 2 is not counted again in round 3."""
+
+    paths: dict[str, set[Path]] = field(default_factory=lambda: collections.defaultdict(set))
+
+    def new(self, kind: str, found: list[Path]) -> set[Path]:
+        fresh = set(found) - self.paths[kind]
+        self.paths[kind] |= fresh
+        return fresh
+
+
+def play(project: Project, number: int, kill: Kill, rng: random.Random, seen: Seen) -> Round:
     round_ = Round(number, kill)
     write_data(project, rng)
     runs_before = completed_runs(project)
@@ -457,8 +470,8 @@ def play(project: Project, number: int, kill: Kill, rng: random.Random) -> Round
     round_.found.update(history)
     runs = completed_runs(project)
     round_.found["trained_twice"] += sum(runs[m] > 1 and runs_before[m] <= 1 for m in runs)
-    round_.found["scratch_left"] += len(scratch(project))
-    round_.found["secret_files"] += len(secret_files(project))
+    round_.found["scratch_left"] += len(seen.new("scratch", scratch(project)))
+    round_.found["secret_files"] += len(seen.new("secret", secret_files(project)))
     return round_
 
 
@@ -523,13 +536,11 @@ def campaign(
     with tempfile.TemporaryDirectory(prefix="chaos-", dir=workdir) as tmp:
         project = make_project(Path(tmp).resolve(), fleet)
         result = Campaign(fleet, seed, span=calibrate(project, rng))
-        plan = (
-            list(kills)
-            if not isinstance(kills, int)
-            else schedule(kills, signals, rng, result.span)
-        )
-        for number, kill in enumerate(plan, 1):
-            round_ = play(project, number, kill, rng)
+        seen = Seen()
+        if isinstance(kills, int):
+            kills = schedule(kills, signals, rng, result.span)
+        for number, kill in enumerate(kills, 1):
+            round_ = play(project, number, kill, rng, seen)
             result.rounds.append(round_)
             say(chaos_report.round_line(round_))
         kill_all(survivors(project.root))
@@ -545,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the schedule and the data (7)")
     parser.add_argument("--endpoints", type=int, default=12, help="fleet size (12)")
     parser.add_argument("--models", type=int, default=4, help="distinct models per round (4)")
-    parser.add_argument("--trainer-seconds", type=float, default=1.0, help="per trainer run (1)")
+    parser.add_argument("--trainer-seconds", type=float, default=2.0, help="per trainer run (2)")
     parser.add_argument(
         "--signals", default="KILL,TERM,INT", help="comma-separated, of KILL,TERM,INT"
     )

@@ -70,7 +70,7 @@ def kill_summary(result: Campaign) -> str:
 
 
 def rounds_table(result: Campaign) -> str:
-    lines = ["| round | signal | placement | sent at (s) | exit | last line before it | found |"]
+    lines = ["| round | signal | placement | sent at (s) | exit | last line seen | found |"]
     lines.append("|---:|---|---|---:|---:|---|---|")
     for r in result.rounds:
         sent = f"{r.sent_at:.2f}" if r.sent_at is not None else "missed"
