@@ -12,10 +12,13 @@ import datetime as dt
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from bench import chaos_checks as checks
 
 if TYPE_CHECKING:
     from bench.chaos import Campaign, Round
@@ -44,12 +47,12 @@ def round_line(round_: Round) -> str:
 
 
 def table(result: Campaign) -> str:
-    from bench.chaos import COUNTS
-
     totals = result.totals()
     hit = collections.Counter(k for r in result.rounds for k, v in r.found.items() if v)
     lines = ["| count | total | rounds hit |", "|---|---:|---:|"]
-    lines += [f"| {label} | {totals[name]} | {hit[name]} |" for name, label in COUNTS.items()]
+    lines += [
+        f"| {label} | {totals[name]} | {hit[name]} |" for name, label in checks.COUNTS.items()
+    ]
     return "\n".join(lines)
 
 
@@ -83,40 +86,41 @@ def rounds_table(result: Campaign) -> str:
     return "\n".join(lines)
 
 
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.strip()
+
+
 def commit() -> str:
+    """The code under test: the last commit that changed ``reconciler/`` (and if that code
+    has uncommitted changes, say so), then the checkout's own commit."""
     try:
-        out = subprocess.run(
-            ["git", "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "reconciler"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
+        tested = git("log", "-1", "--format=%h %s", "--", "reconciler")
+        head = git("log", "-1", "--format=%h")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "reconciler")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    return out + (" (reconciler/ has uncommitted changes)" if dirty else "")
+    return f"`{tested}`" + (" plus uncommitted changes" if dirty else "") + f" (checkout {head})"
 
 
 def section(label: str, result: Campaign, argv: list[str]) -> str:
     fleet = result.fleet
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
-    command = " ".join(["python -m bench.chaos", *argv])
+    command = shlex.join(["python", "-m", "bench.chaos", *argv])
     return f"""\
 ## {label}
 
-Commit `{commit()}`; measured {when} on {machine}.
-Fleet: {fleet.endpoints} endpoints sharing {fleet.models} models (each round trains
-{fleet.models} new ones), trainer {fleet.seconds:g} s, parallelism {fleet.parallelism};
-{len(result.rounds)} kills, seed {result.seed}; a healthy training apply took
-{result.span:.2f} s; the campaign took {result.seconds:.0f} s.
+Code under test: {commit()}; measured {when} on {machine}.
+Fleet: {fleet.endpoints} endpoints sharing {fleet.models} models (every round changes the data,
+so each round trains {fleet.models} new ones); trainer {fleet.seconds:g} s; parallelism
+{fleet.parallelism}. {len(result.rounds)} kills, seed {result.seed}. A healthy training apply
+took {result.span:.2f} s; the whole campaign {result.seconds:.0f} s.
 Reproduce: `{command}` (from the project root after `make install`).
 
 {table(result)}
