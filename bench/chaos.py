@@ -119,15 +119,15 @@ def write_data(project: checks.Project, rng: random.Random) -> None:
 
 
 # -- running the CLI ---------------------------------------------------------------------
-def environment() -> dict[str, str]:
-    return dict(os.environ) | {"CHAOS_SECRET": checks.SECRET}
+def environment(project: checks.Project) -> dict[str, str]:
+    return dict(os.environ) | {"CHAOS_SECRET": checks.SECRET, checks.MARKER: str(project.root)}
 
 
 def start(project: checks.Project, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args, "-f", str(project.manifest)],
         cwd=project.root,
-        env=environment(),
+        env=environment(project),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -24,6 +24,7 @@ from reconciler.providers.local import provider as local
 
 ASSET = "Bike Demand [trained model]"  # the trained-model asset of the example definition
 MODEL_URI = re.compile(r"^local://models/([0-9a-f]{64})/model\.ilearner$")
+MARKER = "CHAOS_PROJECT"  # in every apply's environment: its trainers inherit it
 SECRET = "chaos-secret-3b9f1c"  # a secretParameters value no file may ever hold
 GONE_WAIT = 60.0  # seconds to wait for SIGKILLed leftovers to disappear
 EXIT_WAIT = 60.0  # seconds a signalled apply gets to exit before it is SIGKILLed (and noted)
@@ -77,20 +78,29 @@ class Project:
 
 # -- processes ----------------------------------------------------------------------------
 def survivors(root: Path) -> list[int]:
-    """Live processes working in the project (trainers run with the manifest's folder as cwd)."""
+    """Live processes of the project: working in it (trainers run with the manifest's folder
+    as cwd) or started under an apply of it (``MARKER`` in their environment), whichever
+    a trainer still has."""
+    marker = f"\0{MARKER}={root}\0".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        try:
-            if os.readlink(f"/proc/{entry}/cwd") != str(root):
-                continue
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X"):
-            found.append(int(entry))
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            environ = b"\0" + Path(f"/proc/{entry}/environ").read_bytes()
+            if (cwd == str(root) or marker in environ) and live(int(entry)):
+                found.append(int(entry))
     return found
+
+
+def live(pid: int) -> bool:
+    """Running or sleeping; a zombie waiting to be reaped counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def kill_all(pids: list[int]) -> None:
@@ -99,20 +109,8 @@ def kill_all(pids: list[int]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + GONE_WAIT
-    while any(pid in survivors_of(pids) for pid in pids) and time.monotonic() < deadline:
+    while any(live(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def survivors_of(pids: list[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X"):
-            alive.add(pid)
-    return alive
 
 
 # -- checks -------------------------------------------------------------------------------

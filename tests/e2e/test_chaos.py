@@ -128,6 +128,18 @@ def test_a_process_working_in_the_project_is_an_orphan_and_is_killed(
         sleeper.kill()
 
 
+def test_a_process_started_under_the_project_is_an_orphan_wherever_it_works(
+    healthy: checks.Project, tmp_path: Path
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", checks.MARKER: str(healthy.root)}
+    sleeper = subprocess.Popen(["sleep", "60"], cwd=tmp_path, env=env)
+    try:
+        assert checks.survivors(healthy.root) == [sleeper.pid]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_a_lock_left_behind_is_counted_released_and_retried(healthy: checks.Project) -> None:
     held = {"id": "left-behind", "holder": "ci", "pid": 1, "host": "another-host", "since": "?"}
     (healthy.state / "lock").write_text(json.dumps(held), encoding="utf-8")
