@@ -31,7 +31,10 @@ then checks. Placements: `random` (uniform over a healthy training apply's measu
 `training` (right after the first `training model` line), `serving` (right after the first
 `... done, serving` line), `read-back` (right after the first web service file changes: the
 update is written, its read-back and history line are not yet). Every count must be 0.
-Orphans are counted 1 s after the apply died and then killed, so rounds stay independent.
+Orphans are counted 1 s after the apply died and then killed, so rounds stay independent
+(a model whose orphaned trainer was killed is therefore not also counted as trained twice;
+"trained twice" counts completed runs, from the test trainer's receipts). Leftovers (scratch,
+files holding the secret) are counted in the round that left them, once.
 """
 
 
@@ -111,7 +114,10 @@ def commit() -> str:
 def section(label: str, result: Campaign, argv: list[str]) -> str:
     fleet = result.fleet
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}"
+        f" at the end), Python {sys.version.split()[0]}"
+    )
     command = shlex.join(["python", "-m", "bench.chaos", *argv])
     return f"""\
 ## {label}
@@ -142,9 +148,9 @@ def write(path: Path, label: str, result: Campaign, *, argv: list[str]) -> None:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        text = f"{TITLE}\n\n{INTRO}"
-    parts = re.split(r"(?m)^(?=## )", text)
-    head, sections = parts[0], parts[1:]
+        text = ""
+    sections = re.split(r"(?m)^(?=## )", text)[1:]
+    head = f"{TITLE}\n\n{INTRO}"  # generated, so always the current explanation
     new = section(label, result, argv)
     heading = f"## {label}\n"
     replaced = [new if s.startswith(heading) else s for s in sections]
