@@ -57,7 +57,8 @@ layers: install
 check: lint typecheck layers test
 
 # The chaos campaign (issue 7): KILLS signals to `apply` on a generated local fleet, a re-run
-# after each; every count must be 0. Rewrites the LABEL section of bench/results/chaos.md.
+# after each; every count must be 0 (else it exits 1). Rewrites the LABEL section of
+# bench/results/chaos.md, keeping the others (e.g. LABEL="after the fixes").
 KILLS ?= 30
 LABEL ?= latest
 chaos: install
