@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install install-test demo azure-demo plan test lint typecheck layers check clean
+.PHONY: install install-test demo azure-demo plan test lint typecheck layers check chaos clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,14 @@ layers: install
 	$(BIN)/lint-imports
 
 check: lint typecheck layers test
+
+# The chaos campaign (issue 7): KILLS signals to `apply` on a generated local fleet, a re-run
+# after each; every count must be 0 (else it exits 1). Rewrites the LABEL section of
+# bench/results/chaos.md, keeping the others (e.g. LABEL="after the fixes").
+KILLS ?= 30
+LABEL ?= latest
+chaos: install
+	$(BIN)/python -m bench.chaos --kills $(KILLS) --label "$(LABEL)"
 
 clean:
 	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache
