@@ -183,7 +183,6 @@ CI_KILLS = (  # one SIGKILL at each placed point: each one found a problem on th
 )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 fixes not merged yet")
 def test_a_ci_sized_chaos_campaign_ends_with_every_count_at_zero(tmp_path: Path) -> None:
     fleet = checks.Fleet(endpoints=4, models=2, seconds=1.5)
     result = chaos.campaign(fleet, seed=1, kills=CI_KILLS, workdir=tmp_path)
