@@ -141,22 +141,10 @@ def train(*, inputs, parameters, model_path, evaluation_path):
     time.sleep(60)
 """
 
-SECRET_MANIFEST = """\
-apiVersion: retrain/v1
-backend: {kind: local}
-trainers:
-  slow:
-    entrypoint: slow.py:train
-    secretParameters: {db_password: "${env:RETRAIN_TEST_SECRET}"}
-endpoints:
-  - name: solo
-    webService: ws-solo
-    asset: Bike Demand [trained model]
-    version: "1"
-    trainer: slow
-    inputs: {data: data.csv}
-    definition: webservice.json
-"""
+SECRET_MANIFEST = MANIFEST.replace(
+    "    parameters: {pids: pids.txt}\n    timeout: TIMEOUT\n",
+    '    secretParameters: {db_password: "${env:RETRAIN_TEST_SECRET}"}\n',
+)
 
 
 def test_no_file_of_a_running_or_killed_trainer_holds_a_secret_and_the_next_run_sweeps_it(
