@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fuzz import families, harness
 
 
-@dataclass
 class Campaign:
-    root: Path
-    env: Mapping[str, str]
-    converged: Path = field(init=False)
-    pending: Path = field(init=False)
-    saved_plan: str = field(init=False)
-    expected: dict[str, str] = field(init=False)
+    """The templates of one fuzzing session, under ``root``."""
 
-    def __post_init__(self) -> None:
-        self.converged = harness.converged(self.root / "converged", self.env)
+    def __init__(self, root: Path, env: Mapping[str, str]) -> None:
+        self.root = root
+        self.env = env
+        self.converged = harness.converged(root / "converged", env)
         self.expected = harness.served(self.converged)
-        self.pending, self.saved_plan = harness.pending(
-            self.root / "pending", self.converged, self.env
-        )
+        self.pending, self.saved_plan = harness.pending(root / "pending", self.converged, env)
         self._manifest_copy: Path | None = None
+
+    def __repr__(self) -> str:  # its env holds the test secret: never print it
+        return f"Campaign({self.root})"
 
     def fresh(self, template: Path) -> Path:
         work = self.root / "work"

@@ -89,12 +89,14 @@ def nested(depth: int) -> Any:
     return value
 
 
-big_values = st.one_of(
-    st.integers(min_value=1, max_value=3000).map(nested),
-    st.integers(min_value=1, max_value=20000).map(lambda n: ["x"] * n),
-    st.integers(min_value=1, max_value=300).map(lambda n: [{"loc": f"l{i}"} for i in range(n)]),
-    st.integers(min_value=1, max_value=1 << 20).map(lambda n: "y" * n),
-)
+def big_values(max_depth: int) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.integers(min_value=1, max_value=max_depth).map(nested),
+        st.integers(min_value=1, max_value=20000).map(lambda n: ["x"] * n),
+        st.integers(min_value=1, max_value=300).map(lambda n: [{"loc": f"l{i}"} for i in range(n)]),
+        st.integers(min_value=1, max_value=1 << 20).map(lambda n: "y" * n),
+    )
+
 
 YAML_ODDITIES = (
     "!!python/object/apply:os.system ['true']",
@@ -176,10 +178,13 @@ def mutate(
 
 
 @st.composite
-def manifests(draw: Callable[..., Any]) -> ManifestInput:
+def manifests(draw: Callable[..., Any], *, max_depth: int = 3000) -> ManifestInput:
+    """Mutated manifests; ``max_depth`` bounds generated nesting (the bounded CI run keeps it
+    below Python's recursion limit: deep manifests are a known manifest-area failure)."""
     doc = yaml.safe_load(harness.MANIFEST)
+    big = big_values(max_depth)
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
-        doc = mutate(doc, draw, st.one_of(values, big_values) if draw(st.booleans()) else values)
+        doc = mutate(doc, draw, st.one_of(values, big) if draw(st.booleans()) else values)
     try:
         text = yaml.safe_dump(doc, allow_unicode=draw(st.booleans()), sort_keys=False)
     except (yaml.YAMLError, RecursionError):

@@ -62,7 +62,7 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
     ),
     "a model's metadata linked to /dev/zero": (
         lambda p: to_dev_zero(a_model(p) / "metadata.json"),
-        ("plan",),
+        ("status",),
         r"cannot read model metadata: it is a symbolic link .*metadata\.json\)",
     ),
     "a model's metadata larger than its limit": (
@@ -127,8 +127,8 @@ def test_history_linked_outside_the_state_directory_is_never_written_through(
 
     assert result.code == 1, result
     assert result.err.strip().splitlines() == [
-        f"Error: cannot write history: it is a symbolic link (state files are never followed "
-        f"through links) ({history.relative_to(applied)})"
+        "Error: cannot write history: it is a symbolic link (state files are never followed "
+        f"through links) ({history})"
     ]
     assert outside.read_bytes() == b"not retrain's file\n"
     assert harness.snapshot(applied / STATE) == before  # nothing half-applied
