@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from reconciler import planfile
 from tests.fuzz import harness
 
+PATH_DEPTH = 40  # mutation points go no deeper: generated values nest up to thousands
 SPECIAL_STRINGS = (
     "${env:RETRAIN_TEST_SECRET}",
     "${env:RETRAIN_FUZZ_UNSET}",
@@ -134,8 +135,10 @@ class ManifestInput:
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path into a JSON-like value (the root too)."""
+    """Every path into a JSON-like value (the root too), down to ``PATH_DEPTH`` levels."""
     found = [prefix]
+    if len(prefix) >= PATH_DEPTH:
+        return found
     if isinstance(value, dict):
         for k, v in value.items():
             found += paths(v, (*prefix, k))
@@ -164,6 +167,8 @@ def mutate(
     last = where[-1]
     if op == "replace":
         parent[last] = draw(replacement)
+        if log is not None:
+            log[-1] += f" = {str(parent[last])[:120]!r}"
     elif op == "delete":
         del parent[last]
     elif op == "wrap":
@@ -191,15 +196,18 @@ def manifests(draw: Callable[..., Any], *, max_depth: int = 3000) -> ManifestInp
         text = harness.MANIFEST
     data = text.encode("utf-8", "surrogatepass")
     for _ in range(draw(st.integers(min_value=0, max_value=2))):
-        data = _text_mutation(data, draw)
+        data = _text_mutation(data, draw, max_depth)
     return ManifestInput(data)
 
 
-def _text_mutation(data: bytes, draw: Callable[..., Any]) -> bytes:
+def _text_mutation(data: bytes, draw: Callable[..., Any], max_depth: int) -> bytes:
     lines = data.split(b"\n")
     at = draw(st.integers(min_value=0, max_value=len(lines)))
-    op = draw(st.sampled_from(("oddity", "binary", "truncate", "duplicate", "indent")))
-    if op == "oddity":
+    op = draw(st.sampled_from(("oddity", "binary", "truncate", "duplicate", "indent", "deep")))
+    if op == "deep":
+        n = draw(st.integers(min_value=1, max_value=max_depth))
+        lines.insert(at, b"deep: " + b"[" * n + b"]" * n)
+    elif op == "oddity":
         indent = draw(st.sampled_from((b"", b"  ", b"    ")))
         lines.insert(at, indent + draw(st.sampled_from(YAML_ODDITIES)).encode())
     elif op == "binary":

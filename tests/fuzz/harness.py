@@ -246,6 +246,8 @@ def judge(result: Result, verdict: Verdict, *, secret: str) -> None:
     if any(marker in result.err or marker in result.out for marker in BUG_MARKERS):
         verdict.add(f"traceback: {' '.join(result.args)}: {_first_bug_line(result.err)}")
     lines = result.err.strip().splitlines()
+    if len(set(lines)) < len(lines):
+        verdict.add(f"repeated error: {' '.join(result.args)}")
     if result.code != 0 and len(lines) > MAX_STDERR_LINES:
         if distinct_problems(lines):
             verdict.notes.append(f"many distinct errors: {' '.join(result.args)}")
