@@ -64,4 +64,4 @@ layers: install
 check: lint typecheck layers test
 
 clean:
-	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache .hypothesis
