@@ -79,6 +79,15 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
         ("plan",),
         r"refusing web service definition: its folder is a symbolic link that leads out",
     ),
+    "a models folder linked out of the state directory": (
+        lambda p: (
+            (p / "elsewhere").mkdir(),
+            (p / STATE / "models").rename(p / "elsewhere" / "models"),
+            (p / STATE / "models").symlink_to(p / "elsewhere" / "models"),
+        ),
+        ("status",),
+        r"refusing model store: its folder is a symbolic link that leads out",
+    ),
 }
 
 

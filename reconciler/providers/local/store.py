@@ -58,6 +58,8 @@ class ModelStore:
         if not FINGERPRINT.match(fp):
             return None  # e.g. a hand-edited tag: the planner then sees drift
         entry = self.path(fp)
+        # The store's own folder must not lead out of the state directory it sits in.
+        safefs.inside(self.root / fp, root=self.root.parent, what="model store")
         if not safefs.is_regular_file(entry / MODEL_FILE, root=self.root, what="model file"):
             return None
         meta = entry / METADATA_FILE
