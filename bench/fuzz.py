@@ -42,6 +42,23 @@ COLUMNS = (
 )
 
 
+WHERE_THEY_BELONG = (
+    "## Where the classes belong (issue 7)",
+    "",
+    "- manifests / traceback: a deeply nested manifest gives `unexpected RecursionError` "
+    "(item 4, manifest limits: `manifest.py`/`yamlsrc.py`).",
+    "- manifests / repeated error, stderr too long: one problem reported once per expanded "
+    "endpoint or twice at one place (item 4, error de-duplication: `manifest.py`).",
+    "- plans / wrong model served, not converged, partial change: only plans whose "
+    "checksum was recomputed (a forger's plan) are applied and do this (item 3, saved-plan "
+    "verification: `apply.py`/`engine.py`/`planfile.py`).",
+    "- state files: none (`reconciler/providers/local/safefs.py`).",
+    "",
+    "The bounded run in `make test` (`tests/fuzz/test_fuzz.py`) holds the minimal example "
+    "of each as a strict xfail naming its area.",
+)
+
+
 class Tally:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
@@ -135,6 +152,7 @@ def report(tallies: dict[str, Tally], args: argparse.Namespace, started: str) ->
             ]
     if not any(t.examples for t in tallies.values()):
         lines.append("None.")
+    lines += ["", *WHERE_THEY_BELONG]
     return "\n".join(lines) + "\n"
 
 
