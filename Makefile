@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install install-test demo azure-demo plan test lint typecheck layers check chaos clean
+.PHONY: install install-test demo azure-demo plan test fuzz lint typecheck layers check chaos clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,13 @@ plan: install
 test: install-test
 	$(BIN)/python -m pytest
 
+# The long fuzzing campaign (10,000 inputs, a few minutes); writes bench/results/fuzz.md.
+# `make test` runs a bounded, derandomized part of it (tests/fuzz).
+FUZZ_EXAMPLES ?= 10000
+FUZZ_SEED ?= 0
+fuzz: install
+	$(BIN)/python -m bench.fuzz --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
+
 lint: install
 	$(BIN)/ruff check reconciler tests examples
 	$(BIN)/ruff format --check reconciler tests examples
@@ -65,4 +72,4 @@ chaos: install
 	$(BIN)/python -m bench.chaos --kills $(KILLS) --label "$(LABEL)"
 
 clean:
-	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .retrain .pytest_cache .mypy_cache .ruff_cache .hypothesis

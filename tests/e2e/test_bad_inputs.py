@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Run
+from tests.e2e.test_cli_local import snapshot
 
 pytestmark = pytest.mark.slow
 SERVICE = Path(".retrain") / "webservices" / "bike-demand-boston.json"
@@ -146,7 +147,7 @@ def test_a_garbage_fingerprint_tag_is_drift_for_that_endpoint_only(
     assert retrain("plan", "--detailed-exitcode").code == 0
 
 
-def test_an_unusable_history_stops_apply_before_any_change(
+def test_an_unwritable_history_refuses_the_apply_before_anything_changes(
     retrain: Callable[..., Run], applied: Path
 ) -> None:
     # Apply reads the history first (to record what an interrupted run did not), so a
@@ -154,13 +155,14 @@ def test_an_unusable_history_stops_apply_before_any_change(
     history_dir(applied)
     manifest = applied / "retrain.yaml"
     manifest.write_text(manifest.read_text().replace('version: "2026.11"', 'version: "2026.12"'))
-    before = (applied / SERVICE).read_bytes()
+    before = snapshot(applied)
     result = retrain("apply", "--auto-approve")
     assert result.code == 1
     assert "unexpected" not in result.out + result.err
-    assert "cannot read history" in result.err
-    assert "history.jsonl" in result.err
-    assert (applied / SERVICE).read_bytes() == before
+    assert result.err.strip().splitlines() == [
+        f"Error: cannot write history: it is a directory ({applied / '.retrain' / 'history.jsonl'})"
+    ]
+    assert snapshot(applied) == before  # no web service changed without its history line
 
 
 def test_a_model_gone_from_the_store_is_trained_again_not_pointed_at(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors
+from reconciler.providers.local import safefs
 
 POLL_SECONDS = 0.2  # how often a waiting apply looks at the lock again
 
@@ -31,7 +32,15 @@ POLL_SECONDS = 0.2  # how often a waiting apply looks at the lock again
 def _guard(path: Path) -> Iterator[None]:
     """Serialise lock-file inspection between processes (held for microseconds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".guard"), os.O_RDWR | os.O_CREAT, 0o644)
+    guard = path.with_name(path.name + ".guard")
+    try:
+        fd = os.open(guard, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        raise errors.ProviderError(
+            f"cannot open the lock guard: {e.strerror or type(e).__name__}"
+            f"{' (it is a symbolic link)' if os.path.islink(guard) else ''}",
+            where=str(guard),
+        ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -40,12 +49,15 @@ def _guard(path: Path) -> Iterator[None]:
 
 
 def read(path: Path) -> dict[str, Any] | None:
-    """The current holder's record, or None when unlocked."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """The current holder's record, or None when unlocked. A lock that is a symlink, not
+    a regular file or too large is refused (``ProviderError``); one whose content is not
+    a lock record is shown as held by "an unreadable lock file"."""
+    data = safefs.read_bytes(path, root=path.parent, limit=safefs.LOCK_LIMIT, what="lock")
+    if data is None:
         return None
-    except (OSError, ValueError):
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return {"id": "?", "holder": "an unreadable lock file"}
     return info if isinstance(info, dict) else {"id": "?", "holder": "an unreadable lock file"}
 
@@ -95,9 +107,8 @@ def _try_take(path: Path, holder: str) -> tuple[str | None, dict[str, Any] | Non
             "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        tmp = path.with_name(f".{path.name}.{lock_id}")
-        tmp.write_text(json.dumps(info), encoding="utf-8")
-        os.replace(tmp, path)
+        data = json.dumps(info).encode()
+        safefs.write_atomic(path, data, root=path.parent, what="lock")
         return lock_id, None
 
 

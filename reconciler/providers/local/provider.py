@@ -30,7 +30,7 @@ from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, webservice
-from reconciler.providers.local import filelock, runner, store
+from reconciler.providers.local import filelock, runner, safefs, store
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KILL_WAIT = 10  # seconds to reap a killed trainer
@@ -218,33 +218,23 @@ class LocalProvider:
 
     # -- history and lock ----------------------------------------------------
     def record(self, entry: base.HistoryEntry) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.history_path, "a+b") as f:
-                if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
-                    f.write(b"\n")  # a line torn by a crash stays its own (bad) line
-                f.write((base.history_line(entry) + "\n").encode())
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            raise errors.ProviderError(
-                f"cannot write history: {e.strerror}", where=str(self.history_path)
-            ) from e
+        line = (base.history_line(entry) + "\n").encode()
+        safefs.append_line(self.history_path, line, root=self.state_dir, what="history")
 
     def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
-        try:
-            text = self.history_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = safefs.read_text(
+            self.history_path, root=self.state_dir, limit=safefs.HISTORY_LIMIT, what="history"
+        )
+        if text is None:
             return iter(())
-        except (OSError, UnicodeDecodeError) as e:
-            raise errors.ProviderError(
-                f"cannot read history: {e}", where=str(self.history_path)
-            ) from e
         return base.parse_history(text, where=str(self.history_path), endpoint=endpoint)
 
     def lock(
         self, holder: str, timeout: float, on_wait: Callable[[str], None] = lambda _m: None
     ) -> AbstractContextManager[None]:
+        # Before anything is changed: an apply whose history cannot be written must not
+        # start (it would update web services and then fail to record them).
+        safefs.is_regular_file(self.history_path, root=self.state_dir, what="history", verb="write")
         return filelock.hold(
             self.state_dir / "lock", holder=holder, timeout=timeout, on_wait=on_wait
         )
@@ -269,10 +259,11 @@ class LocalProvider:
     def recover(self) -> list[str]:
         """Remove what dead runs left: training scratch and temporary files."""
         removed = [f"models/{name}" for name in self.store.sweep()]
-        for path in self.services.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.append(f"webservices/{path.name}")
+        for folder in (self.services, self.state_dir):  # safefs.write_atomic's temp files
+            for path in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(str(path.relative_to(self.state_dir)))
         return removed
 
     # -- files -----------------------------------------------------------
@@ -285,14 +276,24 @@ class LocalProvider:
 
     def _read(self, web_service: str) -> dict[str, Any] | None:
         path = self._path(web_service)
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        text = safefs.read_text(
+            path,
+            root=self.state_dir,
+            limit=safefs.DEFINITION_LIMIT,
+            what="web service definition",
+        )
+        if text is None:
             return None
-        except (OSError, ValueError) as e:
+        try:
+            loaded = json.loads(text)
+        except ValueError as e:
             raise errors.ProviderError(
-                f"web service definition is unreadable: {e}", where=str(path)
+                f"web service definition is unreadable: {str(e)[:200]}", where=str(path)
             ) from e
+        except RecursionError:
+            raise errors.ProviderError(
+                "web service definition is nested too deeply", where=str(path)
+            ) from None
         if not isinstance(loaded, dict):
             raise errors.ProviderError(
                 "web service definition is not a JSON object", where=str(path)
@@ -300,11 +301,10 @@ class LocalProvider:
         return loaded
 
     def _write(self, web_service: str, definition: Mapping[str, Any]) -> None:
-        path = self._path(web_service)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        data = (json.dumps(definition, indent=2) + "\n").encode()
+        safefs.write_atomic(
+            self._path(web_service), data, root=self.state_dir, what="web service definition"
+        )
 
 
 def _digest(compute: Any, what: str) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, model
+from reconciler.providers.local import safefs
 
 URI_PREFIX = "local://models/"
 MODEL_FILE = "model.ilearner"
@@ -66,19 +67,28 @@ class ModelStore:
         return self.path(fp) / MODEL_FILE
 
     def get(self, fp: str) -> model.ModelRecord | None:
-        """The stored model, or None: not a fingerprint, never stored, or its files gone."""
+        """The stored model, or None: not a fingerprint, never stored, or its files gone.
+        Its files are read as state files (``safefs``): bounded, no symlinks, nothing
+        reached through a link out of the store."""
         if not FINGERPRINT.match(fp):
             return None  # e.g. a hand-edited tag: the planner then sees drift
-        meta = self.path(fp) / METADATA_FILE
-        if not (self.path(fp) / MODEL_FILE).is_file():
+        entry = self.path(fp)
+        # The store's own folder must not lead out of the state directory it sits in.
+        safefs.inside(self.root / fp, root=self.root.parent, what="model store")
+        if not safefs.is_regular_file(entry / MODEL_FILE, root=self.root, what="model file"):
+            return None
+        meta = entry / METADATA_FILE
+        text = safefs.read_text(
+            meta, root=self.root, limit=safefs.METADATA_LIMIT, what="model metadata"
+        )
+        if text is None:
             return None
         try:
-            data = json.loads(meta.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as e:
             raise errors.ProviderError(
-                f"model store entry is unreadable: {e}", where=str(meta)
+                f"model store entry is unreadable: {str(e)[:200] or type(e).__name__}",
+                where=str(meta),
             ) from e
         return _record(fp, data, meta)
 
