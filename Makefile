@@ -52,8 +52,8 @@ fuzz: install
 	$(BIN)/python -m bench.fuzz --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
 
 lint: install
-	$(BIN)/ruff check reconciler tests examples
-	$(BIN)/ruff format --check reconciler tests examples
+	$(BIN)/ruff check reconciler tests examples bench
+	$(BIN)/ruff format --check reconciler tests examples bench
 
 typecheck: install
 	$(BIN)/mypy

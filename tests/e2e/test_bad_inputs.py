@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 SERVICE = Path(".retrain") / "webservices" / "bike-demand-boston.json"
 
 
-def edit_json(path: Path, change: Callable[[dict[str, object]], None]) -> None:
+def edit_json(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
     doc = json.loads(path.read_text())
     change(doc)
     path.write_text(json.dumps(doc))
@@ -42,7 +43,7 @@ def history_dir(project: Path) -> None:
     (project / ".retrain" / "history.jsonl").mkdir()
 
 
-CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
+CASES: dict[str, tuple[Callable[[Path], object], tuple[str, ...], str]] = {
     "tags that are not a map": (
         lambda p: edit_json(p / SERVICE, lambda d: d.update(tags=[1])),
         ("plan",),

@@ -112,7 +112,7 @@ def test_sigterm_stops_the_apply_its_trainers_and_releases_the_lock(tmp_path: Pa
     assert not (root / ".retrain" / "lock").exists()
     assert not list((root / ".retrain" / "models").glob(".job-*"))
     assert not (root / ".retrain" / "webservices").exists()  # nothing half-applied
-    assert os.environ.get("RETRAIN_TEST_SECRET") not in err
+    assert os.environ["RETRAIN_TEST_SECRET"] not in err
 
 
 def test_sigkill_of_apply_kills_its_trainer_and_everything_the_trainer_started(

@@ -34,12 +34,19 @@ def to_dev_zero(path: Path) -> None:
     path.symlink_to("/dev/zero")
 
 
+def link_out(project: Path, folder: str) -> None:
+    """Move a state folder elsewhere and leave a symlink to it in its place."""
+    (project / "elsewhere").mkdir()
+    (project / STATE / folder).rename(project / "elsewhere" / folder)
+    (project / STATE / folder).symlink_to(project / "elsewhere" / folder)
+
+
 def to_fifo(path: Path) -> None:
     path.unlink(missing_ok=True)
     os.mkfifo(path)
 
 
-CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
+CASES: dict[str, tuple[Callable[[Path], object], tuple[str, ...], str]] = {
     "a web service definition linked to /dev/zero": (
         lambda p: to_dev_zero(p / SERVICE),
         ("plan",),
@@ -71,20 +78,12 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
         r"cannot read model metadata: it is larger than its limit of 1,048,576 bytes",
     ),
     "a webservices folder linked out of the state directory": (
-        lambda p: (
-            (p / "elsewhere").mkdir(),
-            (p / STATE / "webservices").rename(p / "elsewhere" / "webservices"),
-            (p / STATE / "webservices").symlink_to(p / "elsewhere" / "webservices"),
-        ),
+        lambda p: link_out(p, "webservices"),
         ("plan",),
         r"refusing web service definition: its folder is a symbolic link that leads out",
     ),
     "a models folder linked out of the state directory": (
-        lambda p: (
-            (p / "elsewhere").mkdir(),
-            (p / STATE / "models").rename(p / "elsewhere" / "models"),
-            (p / STATE / "models").symlink_to(p / "elsewhere" / "models"),
-        ),
+        lambda p: link_out(p, "models"),
         ("status",),
         r"refusing model store: its folder is a symbolic link that leads out",
     ),
