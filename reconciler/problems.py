@@ -198,9 +198,15 @@ def _violations(
     invalid name, drops its annotations, which would make every key look unknown)."""
     out: list[tuple[Rel, str, str | None]] = []
     found = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    missing_at: set[Rel] = set()
     for error in found:
         leaf = _deepest(error)
         rel: Rel = tuple(leaf.absolute_path)
+        if leaf.validator == "required" and isinstance(leaf.instance, dict):
+            if rel not in missing_at:  # one line per place, naming every missing key
+                missing_at.add(rel)
+                out.append((rel, _missing(leaf.validator_value, leaf.instance), None))
+            continue
         if leaf.validator not in {"unevaluatedProperties", "additionalProperties"}:
             out.append((rel, _message(leaf), None))
             continue
@@ -210,6 +216,14 @@ def _violations(
                 at = yamlsrc.pointer([*rel, key])
                 out.append((rel, f"unknown key: {key!r}", at))
     return out
+
+
+def _missing(required: Any, instance: dict[str, Any]) -> str:
+    """``'asset' is a required property``, or every missing key of one place in one line."""
+    keys = [repr(k) for k in required if k not in instance]
+    if len(keys) == 1:
+        return f"{keys[0]} is a required property"
+    return f"{', '.join(keys[:-1])} and {keys[-1]} are required properties"
 
 
 def _declared(subschema: Any) -> set[str]:
