@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -448,8 +449,15 @@ def _finite_seconds(value: float) -> float:
     return value
 
 
+# Characters that end a line somewhere (Python's splitlines, log viewers, terminals) or
+# steer a terminal: escaped in error lines, so an error is one line whatever a manifest key
+# or a server's message holds, and nobody can forge a log line through one.
+LINE_BREAKING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split("\n")).strip()
+    flat = " ".join(text.split("\n")).strip()
+    return LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode(), flat)
 
 
 def entrypoint() -> None:

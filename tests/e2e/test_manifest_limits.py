@@ -310,3 +310,20 @@ def test_problems_come_in_line_order_with_one_per_distinct_cause(
     ], lines
     numbers = [int(line.split(":")[2]) for line in lines]
     assert numbers == sorted(numbers)
+
+
+@pytest.mark.parametrize("breaker", ["\x1e", "\x85", "\u2028", "\r", "\x1b[2J"])
+def test_a_key_holding_a_line_breaking_character_still_gets_a_one_line_error(
+    retrain: Callable[..., Run], project: Path, breaker: str
+) -> None:
+    # The key is echoed raw in the JSON pointer of a problem inside it.
+    key = _yaml_escape(f"bad{breaker}key")
+    edit(project, "    parameters:", f'    parameters:\n      "{key}": [1]')
+    line = one_error(retrain("validate"), r"/parameters/bad.*is not of type")
+    assert breaker not in line
+    assert breaker.encode("unicode_escape").decode() in line
+
+
+def _yaml_escape(text: str) -> str:
+    """A YAML double-quoted scalar's escapes for control characters."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
