@@ -43,19 +43,20 @@ COLUMNS = (
 
 
 WHERE_THEY_BELONG = (
-    "## Where the classes belong (issue 7)",
+    "## Before the issue 7 fixes",
     "",
-    "- manifests / traceback: a deeply nested manifest gives `unexpected RecursionError` "
-    "(item 4, manifest limits: `manifest.py`/`yamlsrc.py`).",
-    "- manifests / repeated error, stderr too long: one problem reported once per expanded "
-    "endpoint or twice at one place (item 4, error de-duplication: `manifest.py`).",
-    "- plans / wrong model served, not converged, partial change: only plans whose "
-    "checksum was recomputed (a forger's plan) are applied and do this (item 3, saved-plan "
-    "verification: `apply.py`/`engine.py`/`planfile.py`).",
-    "- state files: none (`reconciler/providers/local/safefs.py`).",
-    "",
-    "The bounded run in `make test` (`tests/fuzz/test_fuzz.py`) holds the minimal example "
-    "of each as a strict xfail naming its area.",
+    "The same campaign (10,000 inputs, seed 0) on the code before the manifest limits, the",
+    "saved-plan verification and the hardened state I/O found: manifests 116 tracebacks",
+    "(`unexpected RecursionError` from deep nesting), 118 repeated errors and 39 too long;",
+    "plans (forged, with a recomputed checksum) 67 serving the wrong model, 66 not",
+    "converged and 7 partial changes. On the code before `safefs`, 300 state-file inputs",
+    "already gave 5 tracebacks (MemoryError: a lock linked to `/dev/zero`) and 5 hangs (a",
+    "lock that is a FIFO). After them, one class remained: error lines split by a",
+    "line-breaking character in a manifest key echoed in a JSON pointer (error lines now",
+    "escape such characters). A manifest with many independent problems prints one line",
+    "per problem (place and message), all at once: counted as `many distinct errors`, not",
+    "as a failure. The bounded run in `make test` (`tests/fuzz/test_fuzz.py`) checks the",
+    "same properties on a few hundred derandomized inputs.",
 )
 
 
