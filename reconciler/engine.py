@@ -235,18 +235,15 @@ def settle_history(
     gaps = ledger.unrecorded(services, last)
     if not gaps:
         return
-    serving = {services[name].fingerprint for name in gaps}  # type: ignore[union-attr]
-    stored = session.provider.models(sorted(fp for fp in serving if fp))
+    stored = session.provider.models(sorted({svc.fingerprint or "" for _name, svc in gaps}))
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for name in gaps:
-        svc = services[name]
-        assert svc is not None and svc.fingerprint  # unrecorded() only names live, tagged ones
+    for name, svc in gaps:
         session.provider.record(
             ledger.recovered(
                 svc,
                 endpoint=name,
                 previous=last.get(name),
-                stored=stored.get(svc.fingerprint),
+                stored=stored.get(svc.fingerprint or ""),
                 time=now,
                 actor=session.settings.actor,
             )

@@ -28,8 +28,9 @@ def last_entries(entries: Iterable[model.HistoryEntry]) -> dict[str, model.Histo
 
 def unrecorded(
     services: Mapping[str, model.ServiceState | None], last: Mapping[str, model.HistoryEntry]
-) -> tuple[str, ...]:
-    """Endpoints whose live, self-consistent model the history does not name last."""
+) -> tuple[tuple[str, model.ServiceState], ...]:
+    """Endpoints (with their live state) whose live, self-consistent model the history does
+    not name last."""
     gaps = []
     for name, svc in services.items():
         if svc is None or not svc.managed or not svc.fingerprint:
@@ -38,7 +39,7 @@ def unrecorded(
             continue  # drift (or no asset): the plan deals with it
         entry = last.get(name)
         if entry is None or (entry.fingerprint, entry.version) != (svc.fingerprint, svc.version):
-            gaps.append(name)
+            gaps.append((name, svc))
     return tuple(gaps)
 
 
