@@ -352,7 +352,7 @@ def status(
         env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
     )
     session = _session(env, config)
-    rows, metrics = engine.status(session)
+    rows, metrics = engine.read_status(session)
     env.out(render.status_text(rows, metrics))
 
 
