@@ -28,6 +28,7 @@ from reconciler import (
     apply,
     engine,
     errors,
+    fingerprint,
     markdown,
     planfile,
     redact,
@@ -216,7 +217,7 @@ def plan(
     if train:
         the_plan, failed = engine.plan_with_training(session, progress=env.err)
         for fp, reason in failed.items():
-            env.err(f"Warning: training model {fp[:12]} failed: {reason}")
+            env.err(f"Warning: training model {fingerprint.short(fp)} failed: {reason}")
     else:
         the_plan = engine.make_plan(session)
     if out is not None:
@@ -352,7 +353,7 @@ def status(
         env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
     )
     session = _session(env, config)
-    rows, metrics = engine.status(session)
+    rows, metrics = engine.read_status(session)
     env.out(render.status_text(rows, metrics))
 
 
@@ -369,7 +370,8 @@ def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | No
     for e in entries:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in e.metrics.items())
         env.out(
-            f"{e.time}  {e.endpoint}  {e.action}  {e.fingerprint[:12]}  version {e.version}"
+            f"{e.time}  {e.endpoint}  {e.action}  {fingerprint.short(e.fingerprint)}"
+            f"  version {e.version}"
             f"  by {e.actor or '?'}  [{metrics}]\n"
         )
 

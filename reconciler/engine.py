@@ -23,8 +23,8 @@ from reconciler import (
     plan,
     providers,
     redact,
-    render,
     settings,
+    status,
     verify,
 )
 from reconciler.providers import base
@@ -294,41 +294,14 @@ def run_apply(
         return the_plan, execute(session, the_plan, progress)
 
 
-def status(session: Session) -> tuple[list[render.StatusRow], list[str]]:
-    """Rows for ``retrain status``, and the metric names worth showing (the gates')."""
+def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
+    """Rows for ``retrain status``, and the metric names worth showing (the gates'):
+    observe, plan, read the serving models the plan did not need and the history, then
+    let ``status`` decide each row."""
     observed = observe(session)
     the_plan = decide(session, observed)
-    services = observed.services
-    serving = {s.fingerprint for s in services.values() if s and s.fingerprint}
-    missing = sorted(serving - set(observed.models))
+    missing = status.models_to_read(observed)
     models = {**observed.models, **(session.provider.models(missing) if missing else {})}
-    deployed: dict[str, str] = {}
-    for entry in session.provider.history():
-        deployed[entry.endpoint] = entry.time
-    rows = []
-    for change, ep in zip(the_plan.changes, session.endpoints, strict=True):
-        svc = services.get(ep.name)
-        record = models.get(svc.fingerprint) if svc and svc.fingerprint else None
-        rows.append(
-            render.StatusRow(
-                endpoint=ep.name,
-                web_service=ep.web_service,
-                state=_state(change, svc),
-                version=(svc.version if svc else None) or "-",
-                fingerprint=(svc.fingerprint if svc else None) or "",
-                metrics=record.metrics if record else {},
-                deployed=deployed.get(ep.name, "-"),
-            )
-        )
-    metrics = list(dict.fromkeys(ep.gate.metric for ep in session.endpoints if ep.gate))
-    return rows, metrics
-
-
-def _state(change: plan.Change, svc: model.ServiceState | None) -> str:
-    if svc is None:
-        return "missing"
-    return {
-        plan.Action.NOOP: "in sync",
-        plan.Action.DRIFT: "drifted",
-        plan.Action.BLOCKED: "blocked",
-    }.get(change.action, "out of date")
+    last = ledger.last_entries(session.provider.history())
+    rows = status.rows(the_plan, observed.services, models, last)
+    return rows, status.metric_names(session.endpoints)

@@ -72,5 +72,6 @@ def files_digest(paths: Iterable[str | Path]) -> str:
 
 
 def short(fingerprint: str | None) -> str:
-    """The first hex digits, for display."""
+    """The first hex digits of a fingerprint (or any sha256 digest), for display;
+    every place that shows one goes through here, so they all cut it alike."""
     return fingerprint[:SHORT] if fingerprint else "-"

@@ -59,7 +59,7 @@ def _facts(the_plan: plan.Plan) -> str:
     unchanged = planfile.summary(the_plan)[str(plan.Action.NOOP)]
     facts = (
         f"**Backend** `{the_plan.backend}` · **Manifest** `{the_plan.manifest}` "
-        f"(`{the_plan.manifest_digest[:12]}`) · **Training jobs** "
+        f"(`{fingerprint.short(the_plan.manifest_digest)}`) · **Training jobs** "
         f"{len(the_plan.to_train())} · **Unchanged** {unchanged}"
     )
     if the_plan.targets:  # a partial plan must not pass for a whole one

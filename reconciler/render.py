@@ -7,10 +7,10 @@ caller (the CLI knows whether it is talking to a terminal).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from reconciler import apply, fingerprint, model, plan
+from reconciler import apply, fingerprint, model, plan, status
 
 _COLOURS = {"green": 32, "yellow": 33, "red": 31, "cyan": 36, "bold": 1, "dim": 2}
 ACTION_COLOUR = {
@@ -120,18 +120,7 @@ def report_text(report: apply.Report, *, style: Style = Style()) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class StatusRow:
-    endpoint: str
-    web_service: str
-    state: str
-    version: str
-    fingerprint: str
-    metrics: Mapping[str, float]
-    deployed: str
-
-
-def status_text(rows: Sequence[StatusRow], metric_names: Iterable[str] = ()) -> str:
+def status_text(rows: Sequence[status.Row], metric_names: Iterable[str] = ()) -> str:
     """A table: per endpoint what it serves, since when, and how good it is."""
     names = list(metric_names)
     header = ["ENDPOINT", "WEB SERVICE", "STATE", "VERSION", "MODEL", *names, "DEPLOYED"]
