@@ -31,7 +31,6 @@ MAX_DEFINITION_BYTES = 16 * yamlsrc.MiB  # exported definitions embed the experi
 MAX_TRAINER_BYTES = 4 * yamlsrc.MiB  # a trainer's source file; real ones are kilobytes
 LOCAL_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # as the local backend
 SHOW_CHARS = 200  # of a value quoted in a message: enough to recognise it
-DEFAULT_TRAINER_TIMEOUT = 3600.0  # seconds; a local job that runs an hour is surely stuck
 
 
 def load(path: str | Path, *, env: Mapping[str, str]) -> model.Manifest:
@@ -91,7 +90,7 @@ def _trainers(
             code=code,
             parameters=model.frozen_map(spec.get("parameters")),
             secrets=model.frozen_map(spec.get("secrets", {})),
-            timeout_seconds=float(spec.get("timeout", DEFAULT_TRAINER_TIMEOUT)),
+            timeout_seconds=float(spec.get("timeout", model.TRAINER_TIMEOUT)),
             options=model.frozen_map({k: v for k, v in spec.items() if k == "bes"}),
             secret_parameters=model.frozen_map(spec.get("secretParameters", {})),
         )

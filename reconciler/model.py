@@ -20,6 +20,7 @@ TAG_ENDPOINT = "retrain.endpoint"
 TAG_FINGERPRINT = "retrain.fingerprint"
 TAG_VERSION = "retrain.version"
 MANAGED_BY = "retrain"
+TRAINER_TIMEOUT = 3600.0  # seconds a training job may run by default: an hour is surely stuck
 OWNED_TAGS = (TAG_MANAGED_BY, TAG_ENDPOINT, TAG_FINGERPRINT, TAG_VERSION)
 
 
@@ -93,7 +94,7 @@ class Trainer:
     code: tuple[str, ...]
     parameters: Mapping[str, JSON] = field(default_factory=frozen_map)
     secrets: Mapping[str, Secret] = field(default_factory=frozen_map)
-    timeout_seconds: float = 3600.0  # an hour: generous for a local training job
+    timeout_seconds: float = TRAINER_TIMEOUT
     options: Mapping[str, JSON] = field(default_factory=frozen_map)
     """Backend-specific settings as declared (``bes`` for Azure), secrets as ``Secret``."""
     secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)

@@ -53,7 +53,8 @@ def saved_plan(
         return Findings(
             stale=(
                 f"the manifest changed since the plan was made (plan "
-                f"{saved.manifest_digest[:12]}, now {manifest_digest[:12]})",
+                f"{fingerprint.short(saved.manifest_digest)}, "
+                f"now {fingerprint.short(manifest_digest)})",
             )
         )
     derived = {c.endpoint: c for c in now.changes}
