@@ -87,6 +87,25 @@ def exported_body(
     return {k: v for k, v in body.items() if k.lower() not in IDENTITY}
 
 
+def with_model(
+    current: Mapping[str, Any] | None,
+    ep: model.Endpoint,
+    model_uri: str,
+    tags: Mapping[str, str],
+    *,
+    where: str,
+) -> dict[str, Any]:
+    """The live definition ``current`` of ``ep``'s web service, serving ``model_uri`` with
+    ``tags`` and otherwise unchanged: what an update writes back. A service gone since it
+    was observed is ``NotFound``; one no longer readable is an error located at ``where``."""
+    if current is None:
+        raise errors.NotFound(f"web service {ep.web_service!r} does not exist")
+    try:
+        return webservice.with_model(current, ep.asset, model_uri, tags)
+    except webservice.DefinitionError as e:
+        raise errors.ProviderError(str(e), where=where) from e
+
+
 def essence(
     definition: Mapping[str, Any], ep: model.Endpoint, *, uri_for: ModelUri, where: str
 ) -> model.ServiceState:

@@ -71,9 +71,7 @@ class ResourceManager:
         """PATCH only the tags and the whole assets map (see ``arm``): one read, one write."""
         rid = self._rid(ep)
         current = self.arm.get(rid)
-        if current is None:
-            raise errors.NotFound(f"web service {ep.web_service!r} does not exist")
-        updated = webservice.with_model(current, ep.asset, model_uri, tags)
+        updated = common.with_model(current, ep, model_uri, tags, where=ep.web_service)
         self.arm.patch(rid, _patch(updated))
 
     def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:

@@ -195,12 +195,8 @@ class LocalProvider:
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         self._model_exists(model_uri)
         current = self._read(endpoint.web_service)
-        if current is None:
-            raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
-        try:
-            updated = webservice.with_model(current, endpoint.asset, model_uri, tags)
-        except webservice.DefinitionError as e:
-            raise errors.ProviderError(str(e), where=str(self._path(endpoint.web_service))) from e
+        where = str(self._path(endpoint.web_service))
+        updated = common.with_model(current, endpoint, model_uri, tags, where=where)
         self._write(endpoint.web_service, updated)
 
     # -- history and lock ----------------------------------------------------
