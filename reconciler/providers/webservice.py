@@ -85,16 +85,29 @@ def essence(
     if asset_id is not None:
         raw = get(assets(definition)[asset_id], "locationInfo", "uri")
         uri = str(raw) if raw is not None else None
-    tags = owned_tags(definition)
-    fp = tags.get(model.TAG_FINGERPRINT)
     names = tuple(str(get(a, "name")) for a in assets(definition).values())
+    return state(web_service, uri, owned_tags(definition), names, uri_for=uri_for)
+
+
+def state(
+    web_service: str,
+    model_uri: str | None,
+    tags: Mapping[str, str],
+    asset_names: tuple[str, ...],
+    *,
+    uri_for: Callable[[str], str],
+) -> model.ServiceState:
+    """The essence of a web service from its owned fields, however the backend read them
+    (a definition, or a classic endpoint and its ownership record): the expected URI and
+    the revision are derived here, once."""
+    fp = tags.get(model.TAG_FINGERPRINT)
     return model.ServiceState(
         web_service=web_service,
-        model_uri=uri,
+        model_uri=model_uri,
         tags=model.frozen_map(tags),
         expected_uri=uri_for(fp) if fp else None,
-        revision=revision(uri, tags),
-        assets=names,
+        revision=revision(model_uri, tags),
+        assets=asset_names,
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -24,15 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
-from reconciler.providers import base, webservice
-from reconciler.providers.azure import arm, bes, blobs, classic, config, http, lease, throttle
+from reconciler.providers import base, common
+from reconciler.providers.azure import (
+    arm,
+    bes,
+    blobs,
+    classic,
+    config,
+    http,
+    lease,
+    services,
+    throttle,
+)
 
-READ_ONLY = ("id", "name", "type")
-SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
 HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
-FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # sha256, lower-case hex, as fingerprint.py makes them
-MARK = "\x00fp\x00"  # a placeholder no URL contains, to split model_uri() around the fingerprint
 URI_SHOWN = 200  # characters of a refused URI put in the error (it may be hostile and huge)
 
 
@@ -65,7 +70,8 @@ class AzureProvider:
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
         self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
-        self._definitions: dict[str, Mapping[str, Any]] = {}  # exported files, by path
+        self.resource_manager_services = services.ResourceManager(self.arm, self.uri_for)
+        self.classic_services = services.Classic(self.classic, self.uri_for)
         self.trainer = bes.Trainer(
             self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
         )
@@ -93,77 +99,19 @@ class AzureProvider:
     def observe(
         self, endpoints: Sequence[model.Endpoint]
     ) -> Mapping[str, model.ServiceState | None]:
-        records = self.classic.records() if any("classic" in e.options for e in endpoints) else {}
+        observers = {kind: kind.observer() for kind in self._kinds(endpoints)}
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            states = list(pool.map(lambda ep: self._observe_one(ep, records), endpoints))
+            states = list(pool.map(lambda ep: observers[self.services_for(ep)](ep), endpoints))
         return {ep.name: state for ep, state in zip(endpoints, states, strict=True)}
 
-    def _observe_one(
-        self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
-    ) -> model.ServiceState | None:
-        if "classic" in ep.options:
-            return self._observe_classic(ep, records)
-        definition = self.arm.get(self._rid(ep))
-        if definition is None:
-            return None
-        self._same_storage_account(ep, definition)
-        try:
-            return webservice.essence(
-                definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=self.uri_for
-            )
-        except webservice.DefinitionError as e:
-            raise errors.ProviderError(str(e), where=ep.web_service) from e
+    def services_for(self, ep: model.Endpoint) -> services.Services:
+        """Whether ``ep`` is a classic endpoint or a Resource Manager web service: decided
+        here, once, and everything else dispatches through what this returns."""
+        return self.classic_services if "classic" in ep.options else self.resource_manager_services
 
-    def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
-        """A web service's storage account cannot change (the service answers
-        ``CannotChangeStorageAccount``) and an update never sends it, so a definition file
-        naming another account would be silently ignored: refuse it while planning.
-        Names only: GET omits the account key."""
-        if ep.definition is None:
-            return
-        wanted = _storage_account_name(self._exported(ep.definition))
-        serving = _storage_account_name(live)
-        if wanted is not None and serving is not None and wanted.lower() != serving.lower():
-            raise errors.ProviderError(
-                f"endpoint {ep.name}: definition storageAccount.name is {wanted!r} but the live "
-                f"web service {ep.web_service!r} uses {serving!r}; a web service's storage "
-                "account cannot change",
-                where=ep.definition,
-            )
-
-    def _exported(self, path: str) -> Mapping[str, Any]:
-        """An exported definition file, parsed once per run (many endpoints share one)."""
-        found = self._definitions.get(path)
-        if found is None:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    found = json.load(f)
-            except (OSError, ValueError) as e:
-                raise errors.ProviderError(f"cannot read definition: {e}", where=path) from e
-            if not isinstance(found, dict):
-                raise errors.ProviderError("definition is not a JSON object", where=path)
-            self._definitions[path] = found
-        return found
-
-    def _observe_classic(
-        self, ep: model.Endpoint, records: Mapping[str, Mapping[str, str]]
-    ) -> model.ServiceState | None:
-        found = self.classic.get(ep)
-        if found is None:
-            return None
-        resources = [r for r in found.get("Resources") or [] if isinstance(r, dict)]
-        match = next((r for r in resources if r.get("Name") == ep.asset), None)
-        uri = classic.model_location(match) if match else None
-        tags = dict(records.get(classic.key_of(ep), {}))
-        fp = tags.get(model.TAG_FINGERPRINT)
-        return model.ServiceState(
-            web_service=ep.web_service,
-            model_uri=uri,
-            tags=model.frozen_map(tags),
-            expected_uri=self.uri_for(fp) if fp else None,
-            revision=webservice.revision(uri, tags),
-            assets=tuple(str(r.get("Name")) for r in resources),
-        )
+    def _kinds(self, endpoints: Sequence[model.Endpoint]) -> list[services.Services]:
+        """The kinds of web service among ``endpoints``, in order of first appearance."""
+        return list(dict.fromkeys(self.services_for(ep) for ep in endpoints))
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         fps = list(fingerprints)
@@ -176,20 +124,8 @@ class AzureProvider:
         }
 
     def _record(self, fp: str, text: str) -> model.ModelRecord:
-        try:
-            data = json.loads(text)
-            return model.ModelRecord(
-                fingerprint=fp,
-                uri=self.uri_for(fp),
-                metrics=model.frozen_map({k: float(v) for k, v in data["metrics"].items()}),
-                trained_at=str(data["trained_at"]),
-                lineage=model.frozen_map(data.get("lineage", {})),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise errors.ProviderError(
-                f"model metadata is malformed ({e})",
-                where=self.store.relative(bes.metadata_path(fp)),
-            ) from e
+        where = self.store.relative(bes.metadata_path(fp))
+        return common.model_record_from_text(fp, text, uri=self.uri_for(fp), where=where)
 
     # -- act -------------------------------------------------------------------
     def train(self, job: base.TrainingJob) -> model.ModelRecord:
@@ -202,61 +138,21 @@ class AzureProvider:
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         fp = self._confined(endpoint, model_uri)
-        if "classic" in endpoint.options:
-            self.classic.add(endpoint)
-            self._point_classic(endpoint, fp, tags)
-            return
-        if endpoint.definition is None:
-            raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
-        try:
-            body = webservice.load_exported(endpoint.definition, endpoint.asset, model_uri, tags)
-        except (OSError, ValueError) as e:
-            raise errors.ProviderError(
-                f"cannot read definition: {e}", where=endpoint.definition
-            ) from e
-        body = {k: v for k, v in body.items() if k.lower() not in READ_ONLY}
-        props = body.get(webservice.key(body, "properties")) or {}
-        for name in SERVER_PROPERTIES:
-            props.pop(webservice.key(props, name), None)
-        self.arm.put(self._rid(endpoint), body)
+        self.services_for(endpoint).create(endpoint, fp, model_uri, tags)
 
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         fp = self._confined(endpoint, model_uri)
-        if "classic" in endpoint.options:
-            self._point_classic(endpoint, fp, tags)
-            return
-        rid = self._rid(endpoint)
-        current = self.arm.get(rid)
-        if current is None:
-            raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
-        updated = webservice.with_model(current, endpoint.asset, model_uri, tags)
-        props = updated[webservice.key(updated, "properties")]
-        patch = {
-            webservice.key(updated, "tags"): updated[webservice.key(updated, "tags")],
-            webservice.key(updated, "properties"): {
-                webservice.key(props, "packageType"): webservice.get(
-                    updated, "properties", "packageType"
-                )
-                or "Graph",
-                webservice.key(props, "assets"): webservice.assets(updated),
-            },
-        }
-        self.arm.patch(rid, patch)
-
-    def _point_classic(self, ep: model.Endpoint, fp: str, tags: Mapping[str, str]) -> None:
-        self.classic.patch(ep, bes.model_path(fp))
-        self.classic.set_record(ep, tags)
+        self.services_for(endpoint).update(endpoint, fp, model_uri, tags)
 
     def _confined(self, ep: model.Endpoint, uri: str) -> str:
         """The fingerprint whose model ``uri`` is, refusing anything but exactly
         ``model_uri(fp)`` of a 64-hex fingerprint whose blob exists: no other scheme,
         host, container, path, ``..`` or query (a saved plan may have been edited).
         Exact equality with the canonical form is the check; no parsing to fool."""
-        fp = _fingerprint_in(uri, self.model_uri) or ""
+        fp = common.canonical_fingerprint(uri, self.model_uri)
         shown = self.scrub(uri)[:URI_SHOWN].encode("unicode_escape").decode("ascii")  # one line
-        valid = FINGERPRINT.fullmatch(fp) is not None
-        if not valid or uri != self.model_uri(fp):
-            canonical = self.model_uri(fp if valid else "<fingerprint>")
+        if fp is None:
+            canonical = self.model_uri("<fingerprint>")
             raise errors.ProviderError(
                 f"refusing model URI {shown} for endpoint {ep.name}: "
                 f"this backend serves models only from {canonical}",
@@ -268,9 +164,6 @@ class AzureProvider:
                 where=ep.web_service,
             )
         return fp
-
-    def _rid(self, ep: model.Endpoint) -> str:
-        return self.arm.resource_id(ep.web_service, ep.options.get("resourceGroup"))
 
     # -- history and lock --------------------------------------------------------
     def record(self, entry: base.HistoryEntry) -> None:
@@ -295,19 +188,6 @@ class AzureProvider:
     def recover(self) -> list[str]:
         """Nothing to sweep: BES jobs are recorded before they start and resumed, not redone."""
         return []
-
-
-def _fingerprint_in(uri: str, model_uri: Callable[[str], str]) -> str | None:
-    """The fingerprint-shaped part of ``uri`` when it has the model store's shape."""
-    head, _, tail = model_uri(MARK).partition(MARK)
-    if uri.startswith(head) and uri.endswith(tail) and len(uri) > len(head) + len(tail):
-        return uri[len(head) : len(uri) - len(tail)]
-    return None
-
-
-def _storage_account_name(definition: Mapping[str, Any]) -> str | None:
-    name = webservice.get(definition, "properties", "storageAccount", "name")
-    return None if name is None else str(name)
 
 
 def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
-from reconciler.providers import base, webservice
+from reconciler.providers import base, common, webservice
 from reconciler.providers.local import filelock, runner, safefs, store
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -73,12 +73,8 @@ class LocalProvider:
         definition = self._read(ep.web_service)
         if definition is None:
             return None
-        try:
-            return webservice.essence(
-                definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=store.uri_for
-            )
-        except webservice.DefinitionError as e:
-            raise errors.ProviderError(str(e), where=str(self._path(ep.web_service))) from e
+        where = str(self._path(ep.web_service))
+        return common.essence(definition, ep, uri_for=store.uri_for, where=where)
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
@@ -180,26 +176,17 @@ class LocalProvider:
             _kill(child)
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
-        if endpoint.definition is None:
-            raise errors.ProviderError(f"no definition to create {endpoint.web_service!r} from")
+        path = common.definition_path(endpoint)
         if self._path(endpoint.web_service).exists():
             raise errors.ProviderError(f"web service {endpoint.web_service!r} already exists")
         self._model_exists(model_uri)
-        try:
-            definition = webservice.load_exported(
-                endpoint.definition, endpoint.asset, model_uri, tags
-            )
-        except (OSError, ValueError) as e:
-            raise errors.ProviderError(
-                f"cannot read definition: {e}", where=endpoint.definition
-            ) from e
+        body = common.exported_body(path, endpoint, model_uri, tags)
         identity = {
             "id": f"{LOCAL_SCOPE}/providers/{webservice.RESOURCE_TYPE}/{endpoint.web_service}",
             "name": endpoint.web_service,
             "type": webservice.RESOURCE_TYPE,
         }
-        rest = {k: v for k, v in definition.items() if k.lower() not in identity}
-        definition = identity | rest
+        definition = identity | body  # the service's identity first, as Azure returns it
         props = definition.setdefault("properties", {})
         now = _now()
         props.update(provisioningState="Succeeded", createdOn=now, modifiedOn=now)
@@ -208,12 +195,8 @@ class LocalProvider:
     def update(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         self._model_exists(model_uri)
         current = self._read(endpoint.web_service)
-        if current is None:
-            raise errors.NotFound(f"web service {endpoint.web_service!r} does not exist")
-        try:
-            updated = webservice.with_model(current, endpoint.asset, model_uri, tags)
-        except webservice.DefinitionError as e:
-            raise errors.ProviderError(str(e), where=str(self._path(endpoint.web_service))) from e
+        where = str(self._path(endpoint.web_service))
+        updated = common.with_model(current, endpoint, model_uri, tags, where=where)
         self._write(endpoint.web_service, updated)
 
     # -- history and lock ----------------------------------------------------
@@ -245,8 +228,8 @@ class LocalProvider:
 
     def _model_exists(self, uri: str) -> None:
         """Point a web service only at a complete model of this store, named canonically."""
-        fp = store.fingerprint_of(uri)
-        if fp is None or uri != store.uri_for(fp):
+        fp = common.canonical_fingerprint(uri, store.uri_for)
+        if fp is None:
             raise errors.ProviderError(
                 f"model URI {uri[:200]} is not a location in the model store; not pointing at it"
             )

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, model
+from reconciler.providers import common
 from reconciler.providers.local import safefs
 
 URI_PREFIX = "local://models/"
@@ -90,7 +91,7 @@ class ModelStore:
                 f"model store entry is unreadable: {str(e)[:200] or type(e).__name__}",
                 where=str(meta),
             ) from e
-        return _record(fp, data, meta)
+        return common.model_record(fp, data, uri=uri_for(fp), where=str(meta))
 
     def get_many(self, fps: Iterable[str]) -> dict[str, model.ModelRecord]:
         found = {fp: self.get(fp) for fp in fps}
@@ -161,17 +162,3 @@ def _unheld(path: Path) -> bool:
         return False  # a live run's
     finally:
         os.close(fd)
-
-
-def _record(fp: str, data: Any, where: Path) -> model.ModelRecord:
-    try:
-        metrics = {str(k): float(v) for k, v in data["metrics"].items()}
-        return model.ModelRecord(
-            fingerprint=fp,
-            uri=uri_for(fp),
-            metrics=model.frozen_map(metrics),
-            trained_at=str(data["trained_at"]),
-            lineage=model.frozen_map(data.get("lineage", {})),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise errors.ProviderError(f"model metadata is malformed ({e})", where=str(where)) from e
