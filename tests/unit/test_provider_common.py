@@ -132,3 +132,11 @@ def test_a_definition_without_assets_has_no_essence_and_says_where() -> None:
     with pytest.raises(errors.ProviderError, match=r"no properties\.assets") as caught:
         common.essence({"properties": {}}, endpoint(), uri_for=str, where="services/w.json")
     assert caught.value.where == "services/w.json"
+
+
+def test_the_local_store_refuses_a_fingerprint_followed_by_a_newline() -> None:
+    from reconciler.providers.local import store
+
+    fp = "a" * 64
+    assert store.fingerprint_of(store.uri_for(fp)) == fp
+    assert store.fingerprint_of(f"local://models/{fp}\n/model.ilearner") is None

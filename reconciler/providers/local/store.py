@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -37,7 +36,7 @@ URI_PREFIX = "local://models/"
 MODEL_FILE = "model.ilearner"
 EVALUATION_FILE = "evaluation.csv"
 METADATA_FILE = "metadata.json"
-FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+FINGERPRINT = common.FINGERPRINT  # matched whole (fullmatch): "$" would admit a newline
 SCRATCH_PREFIX = ".job-"
 
 
@@ -53,7 +52,7 @@ class ModelStore:
         self.root = root
 
     def path(self, fp: str) -> Path:
-        if not FINGERPRINT.match(fp):
+        if not FINGERPRINT.fullmatch(fp):
             raise errors.ProviderError(f"not a model fingerprint: {fp[:80]!r}")
         return self.root / fp
 
@@ -71,7 +70,7 @@ class ModelStore:
         """The stored model, or None: not a fingerprint, never stored, or its files gone.
         Its files are read as state files (``safefs``): bounded, no symlinks, nothing
         reached through a link out of the store."""
-        if not FINGERPRINT.match(fp):
+        if not FINGERPRINT.fullmatch(fp):
             return None  # e.g. a hand-edited tag: the planner then sees drift
         entry = self.path(fp)
         # The store's own folder must not lead out of the state directory it sits in.
@@ -143,7 +142,7 @@ def fingerprint_of(uri: str) -> str | None:
     """The fingerprint a canonical model URI names; None for any other string."""
     fp, slash, name = uri.removeprefix(URI_PREFIX).partition("/")
     canonical = uri.startswith(URI_PREFIX) and slash and name == MODEL_FILE
-    return fp if canonical and FINGERPRINT.match(fp) else None
+    return fp if canonical and FINGERPRINT.fullmatch(fp) else None
 
 
 def _unheld(path: Path) -> bool:
