@@ -22,6 +22,13 @@ CLASSIC = """\
 """
 
 
+def seed_census(world: World) -> None:
+    """The classic census web service with endpoint acme, and data for acme and globex."""
+    world.seed_classic(endpoints=("acme",))
+    world.blob("acme.csv", [1, 2, 3])
+    world.blob("globex.csv", [4, 5, 9])
+
+
 def location(world: World, endpoint: str) -> dict[str, str]:
     view = world.fake.classic.endpoint_view("ws1", "census", endpoint)
     resource = next(r for r in view["Resources"] if r["Name"] == ASSET)
@@ -31,9 +38,7 @@ def location(world: World, endpoint: str) -> dict[str, str]:
 def test_a_missing_endpoint_is_added_and_patched_then_nothing_changes(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    world.seed_classic(endpoints=("acme",))
-    world.blob("acme.csv", [1, 2, 3])
-    world.blob("globex.csv", [4, 5, 9])
+    seed_census(world)
     world.manifest(CLASSIC)
     plan = world.run("plan", capsys=capsys)
     assert "+ census-globex  create" in plan.out, plan.out + plan.err

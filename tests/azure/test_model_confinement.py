@@ -13,7 +13,7 @@ import pytest
 from reconciler import engine, errors, model, settings
 from reconciler.providers.azure import bes, provider
 from tests.azure.conftest import CONTAINER, World
-from tests.azure.test_classic import CLASSIC
+from tests.azure.test_classic import CLASSIC, seed_census
 
 pytestmark = pytest.mark.slow
 
@@ -102,9 +102,7 @@ def test_the_stores_own_model_uri_is_served(arm_world: World) -> None:
 def test_classic_endpoints_refuse_any_model_uri_but_the_stores_own(
     world: World, hostile: str, verb: str
 ) -> None:
-    world.seed_classic(endpoints=("acme",))
-    world.blob("acme.csv", [1, 2, 3])
-    world.blob("globex.csv", [4, 5, 9])
+    seed_census(world)
     world.blob(f"models/{FP}/model.ilearner", [1], container=CONTAINER)
     world.manifest(CLASSIC)
     prov, ep = session(world)

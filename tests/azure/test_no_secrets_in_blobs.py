@@ -11,7 +11,7 @@ from azure.storage.blob import BlobServiceClient
 
 from tests.azure.conftest import CONTAINER, SECRETS, World
 from tests.azure.test_azure_e2e import THREE, Crash, crash
-from tests.azure.test_classic import CLASSIC
+from tests.azure.test_classic import CLASSIC, seed_census
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +35,7 @@ def test_no_blob_retrain_writes_holds_a_secret(
     for i, city in enumerate(("seattle", "portland", "boston")):
         world.blob(f"{city}.csv", [1 + i, 2, 3 + i, 4])
         world.seed_arm(f"bike-{city}")
-    world.seed_classic(endpoints=("acme",))
-    world.blob("acme.csv", [1, 2, 3])
-    world.blob("globex.csv", [4, 5, 9])
+    seed_census(world)
     path = world.manifest(THREE + CLASSIC)
     shift = "    parameters: {shift: 0}\n"
     text = path.read_text().replace(shift, shift + SECRET_TRAINER)

@@ -11,7 +11,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 from reconciler.providers.azure import arm
 from tests.azure.conftest import CONTAINER, World
 from tests.azure.test_azure_e2e import seed_solo, seed_three
-from tests.azure.test_classic import CLASSIC
+from tests.azure.test_classic import CLASSIC, seed_census
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,7 @@ def test_resets_and_5xx_on_resource_manager_writes_are_retried_and_apply_converg
 def test_resets_and_5xx_on_classic_writes_are_retried_and_apply_converges(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    world.seed_classic(endpoints=("acme",))
-    world.blob("acme.csv", [1, 2, 3])
-    world.blob("globex.csv", [4, 5, 9])
+    seed_census(world)
     world.manifest(CLASSIC)
     server = world.fake.server
     server.reset_connections(1, method="PUT", path="/classic/.*", after=True)

@@ -327,17 +327,7 @@ def check_plan(
     serves its manifest fingerprint's canonical model and a new plan is empty."""
     planfile_path = project / "fuzzed.plan"
     planfile_path.write_bytes(given.data)
-    verdict = harness.Verdict()
-    before = harness.snapshot(project)
-    result = harness.run(project, ("apply", "fuzzed.plan"), env)
-    harness.judge(result, verdict, secret=env[harness.SECRET_ENV])
-    if result.code == 1:
-        moved = harness.changed(before, harness.snapshot(project))
-        if moved:
-            verdict.add(f"partial change: refused apply changed {moved[:3]}")
-    elif result.code == 0:
-        _check_converged(project, expected, verdict, env)
-    return verdict
+    return _applied(project, ("apply", "fuzzed.plan"), expected, harness.Verdict(), env)
 
 
 def _check_converged(
@@ -507,9 +497,20 @@ def check_state(
         moved = harness.changed(before, harness.snapshot(project))
         if moved:
             verdict.add(f"partial change: {' '.join(args)} (read-only) changed {moved[:3]}")
+    return _applied(project, ("apply", "--auto-approve"), expected, verdict, env)
+
+
+def _applied(
+    project: Path,
+    args: tuple[str, ...],
+    expected: Mapping[str, str],
+    verdict: harness.Verdict,
+    env: Mapping[str, str],
+) -> harness.Verdict:
+    """Run an apply: refused with nothing changed, or converged on the expected models."""
     before = harness.snapshot(project)
-    result = harness.run(project, ("apply", "--auto-approve"), env)
-    harness.judge(result, verdict, secret=secret)
+    result = harness.run(project, args, env)
+    harness.judge(result, verdict, secret=env[harness.SECRET_ENV])
     if result.code == 1:
         moved = harness.changed(before, harness.snapshot(project))
         if moved:
