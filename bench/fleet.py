@@ -115,7 +115,7 @@ def seed_in_sync(fake: FakeAzure, sess: engine.Session, *, fp_override: str | No
     prov = sess.provider
     assert isinstance(prov, provider.AzureProvider)
     for t in sess.targets():
-        doc = predictive_definition(prov.uri_for(fp))
+        doc = predictive_definition(prov.model_uri(fp))
         doc["tags"] = {
             model.TAG_MANAGED_BY: model.MANAGED_BY,
             model.TAG_ENDPOINT: t.name,

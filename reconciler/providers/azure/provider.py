@@ -70,8 +70,8 @@ class AzureProvider:
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
         self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
-        self.resource_manager_services = services.ResourceManager(self.arm, self.uri_for)
-        self.classic_services = services.Classic(self.classic, self.uri_for)
+        self.resource_manager_services = services.ResourceManager(self.arm, self.model_uri)
+        self.classic_services = services.Classic(self.classic, self.model_uri)
         self.trainer = bes.Trainer(
             self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
         )
@@ -91,9 +91,6 @@ class AzureProvider:
         """The canonical blob URL of fingerprint ``fp``'s model: the one location a web
         service is ever pointed at."""
         return self.store.url(bes.model_path(fp))
-
-    def uri_for(self, fp: str) -> str:
-        return self.model_uri(fp)
 
     # -- observe ---------------------------------------------------------------
     def observe(
@@ -125,7 +122,7 @@ class AzureProvider:
 
     def _record(self, fp: str, text: str) -> model.ModelRecord:
         where = self.store.relative(bes.metadata_path(fp))
-        return common.model_record_from_text(fp, text, uri=self.uri_for(fp), where=where)
+        return common.model_record_from_text(fp, text, uri=self.model_uri(fp), where=where)
 
     # -- act -------------------------------------------------------------------
     def train(self, job: base.TrainingJob) -> model.ModelRecord:
