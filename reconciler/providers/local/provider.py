@@ -228,7 +228,7 @@ class LocalProvider:
 
     def _model_exists(self, uri: str) -> None:
         """Point a web service only at a complete model of this store, named canonically."""
-        fp = common.canonical_fingerprint(uri, store.uri_for)
+        fp = store.fingerprint_of(uri)
         if fp is None:
             raise errors.ProviderError(
                 f"model URI {uri[:200]} is not a location in the model store; not pointing at it"
@@ -242,11 +242,8 @@ class LocalProvider:
     def recover(self) -> list[str]:
         """Remove what dead runs left: training scratch and temporary files."""
         removed = [f"models/{name}" for name in self.store.sweep()]
-        for folder in (self.services, self.state_dir):  # safefs.write_atomic's temp files
-            for path in folder.glob(".*.tmp"):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed.append(str(path.relative_to(self.state_dir)))
+        for folder in (self.services, self.state_dir):
+            removed += [str(p.relative_to(self.state_dir)) for p in safefs.sweep_temporary(folder)]
         return removed
 
     # -- files -----------------------------------------------------------

@@ -112,6 +112,17 @@ def write_atomic(path: Path, data: bytes, *, root: Path, what: str) -> None:
         ) from e
 
 
+def sweep_temporary(folder: Path) -> list[Path]:
+    """Remove the temporary files ``write_atomic`` left in ``folder`` when a process died
+    between writing and renaming; call it only while holding the apply lock."""
+    removed = []
+    for path in folder.glob(".*.tmp"):  # write_atomic's names: .NAME.HEX.tmp
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def append_line(path: Path, line: bytes, *, root: Path, what: str) -> None:
     """Append one line (and fsync). A last line torn by a crash is ended first, so it
     stays its own (bad) line instead of corrupting the new one."""

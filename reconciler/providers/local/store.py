@@ -140,9 +140,7 @@ class ModelStore:
 
 def fingerprint_of(uri: str) -> str | None:
     """The fingerprint a canonical model URI names; None for any other string."""
-    fp, slash, name = uri.removeprefix(URI_PREFIX).partition("/")
-    canonical = uri.startswith(URI_PREFIX) and slash and name == MODEL_FILE
-    return fp if canonical and FINGERPRINT.fullmatch(fp) else None
+    return common.canonical_fingerprint(uri, uri_for)
 
 
 def _unheld(path: Path) -> bool:
