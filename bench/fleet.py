@@ -110,11 +110,11 @@ def counts(fake: FakeAzure) -> dict[str, Any]:
 
 def seed_in_sync(fake: FakeAzure, sess: engine.Session, *, fp_override: str | None = None) -> str:
     """Make every service a managed one serving the manifest's model (or another)."""
-    target = sess.targets()[0]
+    target = sess.desired()[0]
     fp = fp_override or target.fingerprint
     prov = sess.provider
     assert isinstance(prov, provider.AzureProvider)
-    for t in sess.targets():
+    for t in sess.desired():
         doc = predictive_definition(prov.model_uri(fp))
         doc["tags"] = {
             model.TAG_MANAGED_BY: model.MANAGED_BY,
@@ -131,7 +131,7 @@ def timed_plan(
 ) -> dict[str, Any]:
     fake.server.reset_log()
     began = time.monotonic()
-    the_plan = engine.make_plan(sess)
+    the_plan = engine.plan_now(sess)
     seconds = time.monotonic() - began
     n = len(the_plan.changes)
     floor = max(0.0, (n - burst) / READ_RATE)
@@ -201,7 +201,7 @@ def update_wave(emulator: Azurite, env: dict[str, str], n: int) -> dict[str, Any
     with FakeAzure(blob_connection_string=emulator.connection_string) as fake:
         path = fleet(fake, emulator, "update", n, b"y\n5\n6\n9\n")
         sess = session(path, env, pacer=throttle.Pacer())
-        wanted = sess.targets()[0]
+        wanted = sess.desired()[0]
         job = apply.training_jobs(
             plan.Plan(
                 (

@@ -1,9 +1,12 @@
-"""Execute a ``Plan`` through a provider: train, gate, update, verify, record.
+"""Train what a ``Plan`` needs, then act on the plan decided after training: update,
+verify, record.
 
 Each distinct fingerprint is trained once, however many endpoints wait for it,
-with independent jobs in parallel. An endpoint whose training or gate fails is
-left untouched while the others proceed; the report says what happened to
-each. Apply executes the plan's actions; it never re-decides them.
+with independent jobs in parallel. The gate is the planner's: the engine plans
+again with the new models known (``plan.make_plan(..., fresh=...)``), and apply
+acts on that plan. An endpoint whose training failed or whose new model the gate
+turned down is left untouched while the others proceed; the report says what
+happened to each. Apply executes the plan's actions; it never re-decides them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from reconciler import errors, fingerprint, gate, model, plan
+from reconciler import errors, fingerprint, model, plan
 from reconciler.providers import base
 
 Progress = Callable[[str], None]
@@ -61,33 +64,57 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
-class _Model:
-    uri: str
-    metrics: Mapping[str, float]
-    fresh: bool  # trained by this apply: the gate has not judged it yet
+class Training:
+    """What training a plan's models gave: the records by fingerprint (models found
+    already trained included), each failure's reason, and how long it took."""
+
+    models: Mapping[str, model.ModelRecord] = field(default_factory=model.frozen_map)
+    failed: Mapping[str, str] = field(default_factory=model.frozen_map)
+    seconds: float = 0.0
 
 
 def execute(
     the_plan: plan.Plan,
-    targets: Mapping[str, model.Target],
+    endpoints: Mapping[str, model.Endpoint],
     provider: base.Provider,
     *,
+    training: Training = Training(),
     parallelism: int,
     actor: str = "",
     progress: Progress = lambda _line: None,
 ) -> Report:
-    """Apply every change of ``the_plan``; ``targets`` are the manifest's, by endpoint name."""
+    """Act on every change of ``the_plan``, the plan decided after ``training``:
+    each change says which model to serve; ``endpoints`` (the manifest's, by name)
+    say how to reach each web service."""
     started = time.monotonic()
-    jobs = training_jobs(the_plan, targets)
-    trained, failed = train_models(jobs, provider, parallelism, progress)
-    context = _Context(the_plan, targets, provider, trained, failed, actor, progress)
+    context = _Context(the_plan, endpoints, provider, training.failed, actor, progress)
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         results = tuple(pool.map(context.act, the_plan.changes))
-    return Report(results, tuple(trained), time.monotonic() - started, model.frozen_map(failed))
+    return Report(
+        results,
+        tuple(training.models),
+        training.seconds + time.monotonic() - started,
+        model.frozen_map(training.failed),
+    )
+
+
+def train(
+    the_plan: plan.Plan,
+    desired: Mapping[str, model.Desired],
+    provider: base.Provider,
+    *,
+    parallelism: int,
+    progress: Progress = lambda _line: None,
+) -> Training:
+    """Train every model ``the_plan`` needs, once each; ``desired`` by endpoint name."""
+    started = time.monotonic()
+    jobs = training_jobs(the_plan, desired)
+    trained, failed = train_models(jobs, provider, parallelism, progress)
+    return Training(model.frozen_map(trained), model.frozen_map(failed), time.monotonic() - started)
 
 
 def training_jobs(
-    the_plan: plan.Plan, targets: Mapping[str, model.Target]
+    the_plan: plan.Plan, desired: Mapping[str, model.Desired]
 ) -> tuple[base.TrainingJob, ...]:
     """One job per distinct fingerprint the plan needs, naming every endpoint waiting for it."""
     waiting: dict[str, list[str]] = {}
@@ -96,13 +123,13 @@ def training_jobs(
             waiting.setdefault(change.train, []).append(change.endpoint)
     jobs = []
     for fp, names in waiting.items():
-        target = targets[names[0]]
-        ep = target.endpoint
-        strays = [n for n in names if targets[n].fingerprint != fp]
+        wish = desired[names[0]]
+        ep = wish.endpoint
+        strays = [n for n in names if desired[n].fingerprint != fp]
         if strays:  # a model is stored under the fingerprint of its own recipe, or not at all
             raise errors.PlanFileError(
                 f"plan trains {fingerprint.short(fp)} for {strays[0]}, whose recipe is "
-                f"{fingerprint.short(targets[strays[0]].fingerprint)}"
+                f"{fingerprint.short(desired[strays[0]].fingerprint)}"
             )
         jobs.append(
             base.TrainingJob(
@@ -112,7 +139,7 @@ def training_jobs(
                 parameters=model.frozen_map(
                     dict(ep.parameters) | {k: s.reveal() for k, s in ep.secret_parameters.items()}
                 ),
-                recipe=target.recipe,
+                recipe=wish.recipe,
                 endpoints=tuple(names),
                 version=ep.version,
             )
@@ -163,9 +190,8 @@ class _Context:
     """What acting on one change needs; ``act`` runs in worker threads."""
 
     the_plan: plan.Plan
-    targets: Mapping[str, model.Target]
+    endpoints: Mapping[str, model.Endpoint]
     provider: base.Provider
-    trained: Mapping[str, model.ModelRecord]
     failed: Mapping[str, str]
     actor: str
     progress: Progress
@@ -175,7 +201,7 @@ class _Context:
         if action is plan.Action.NOOP:
             return Result(change.endpoint, action, Status.UNCHANGED, change.reason)
         if action is plan.Action.BLOCKED:
-            return Result(change.endpoint, action, Status.BLOCKED, change.reason)
+            return self._gate_blocked(change) if change.fresh else self._blocked(change)
         if change.train and change.train in self.failed:
             return Result(
                 change.endpoint,
@@ -184,74 +210,77 @@ class _Context:
                 f"training failed: {self.failed[change.train]}",
             )
         try:
-            return self._promote(change, self._model(change))
+            return self._promote(change, self.endpoints[change.endpoint])
         except errors.ReconcilerError as e:
             self.progress(f"{change.endpoint}: failed: {e}")
             return Result(change.endpoint, action, Status.FAILED, str(e))
 
-    def _model(self, change: plan.Change) -> _Model:
-        if change.train:
-            record = self.trained[change.train]
-            return _Model(record.uri, record.metrics, fresh=True)
-        after = change.after or {}
-        return _Model(str(after["model_uri"]), change.challenger or {}, fresh=False)
+    @staticmethod
+    def _blocked(change: plan.Change) -> Result:
+        return Result(change.endpoint, change.action, Status.BLOCKED, change.reason)
 
-    def _promote(self, change: plan.Change, chosen: _Model) -> Result:
-        target = self.targets[change.endpoint]
-        ep = target.endpoint
-        fp = target.fingerprint
-        verdict = change.verdict
-        if chosen.fresh:
-            verdict = gate.evaluate(ep.gate, chosen.metrics, change.champion)
-            if not verdict.passed:
-                self.progress(f"{ep.name}: gate blocked: {verdict.reason}")
-                return Result(
-                    ep.name,
-                    change.action,
-                    Status.GATE_BLOCKED,
-                    f"gate: {verdict.reason}; still serving "
-                    f"{fingerprint.short((change.before or {}).get('fingerprint'))}",
-                    fp,
-                    chosen.metrics,
-                )
+    def _gate_blocked(self, change: plan.Change) -> Result:
+        """The planner's gate turned down the model this run trained: say so, as such."""
+        why = change.verdict.reason if change.verdict else change.reason
+        serving = fingerprint.short((change.before or plan.ABSENT).fingerprint)
+        self.progress(f"{change.endpoint}: gate blocked: {why}")
+        return Result(
+            change.endpoint,
+            change.action,
+            Status.GATE_BLOCKED,
+            f"gate: {why}; still serving {serving}",
+            (change.after or plan.ABSENT).fingerprint,
+            change.challenger,
+        )
+
+    def _promote(self, change: plan.Change, ep: model.Endpoint) -> Result:
+        after = change.after or plan.ABSENT
+        fp, uri, version = after.fingerprint, after.model_uri, after.version
+        if fp is None or uri is None or version is None:  # only a change that trained nothing
+            raise errors.ReconcilerError(
+                f"model {fingerprint.short(fp)} is not trained; not pointing at it",
+                where=ep.web_service,
+            )
+        metrics = change.challenger or {}
         tags = {
             model.TAG_MANAGED_BY: model.MANAGED_BY,
-            model.TAG_ENDPOINT: ep.name,
+            model.TAG_ENDPOINT: change.endpoint,
             model.TAG_FINGERPRINT: fp,
-            model.TAG_VERSION: ep.version,
+            model.TAG_VERSION: version,
         }
-        if chosen.uri != self.provider.model_uri(fp):
+        if uri != self.provider.model_uri(fp):
             raise errors.ProviderError(
-                f"model {chosen.uri[:200]} is not where model {fingerprint.short(fp)} is "
+                f"model {uri[:200]} is not where model {fingerprint.short(fp)} is "
                 f"stored ({self.provider.model_uri(fp)}); not pointing at it",
                 where=ep.web_service,
             )
         if change.action is plan.Action.CREATE:
-            self.provider.create(ep, chosen.uri, tags)
+            self.provider.create(ep, uri, tags)
         else:
-            self.provider.update(ep, chosen.uri, tags)
-        self._verify(ep, chosen.uri, fp)
+            self.provider.update(ep, uri, tags)
+        self._verify(ep, uri, fp)
         try:
-            self._record(change, ep, chosen, fp)
+            self._record(change, fp, uri, version, metrics)
         except errors.ReconcilerError as e:
             return Result(
-                ep.name,
+                change.endpoint,
                 change.action,
                 Status.FAILED,
                 f"now serving model {fingerprint.short(fp)}, but the change could "
                 f"not be recorded in the history: {e}",
                 fp,
-                chosen.metrics,
+                metrics,
             )
-        self.progress(f"{ep.name}: {change.action} done, serving {fingerprint.short(fp)}")
+        self.progress(f"{change.endpoint}: {change.action} done, serving {fingerprint.short(fp)}")
+        verdict = change.verdict
         judged = f"; gate: {verdict.reason}" if verdict is not None and ep.gate else ""
         return Result(
-            ep.name,
+            change.endpoint,
             change.action,
             Status.APPLIED,
-            f"serving model {fingerprint.short(fp)} (version {ep.version}){judged}",
+            f"serving model {fingerprint.short(fp)} (version {version}){judged}",
             fp,
-            chosen.metrics,
+            metrics,
         )
 
     def _verify(self, ep: model.Endpoint, uri: str, fp: str) -> None:
@@ -269,20 +298,22 @@ class _Context:
                 where=ep.web_service,
             )
 
-    def _record(self, change: plan.Change, ep: model.Endpoint, chosen: _Model, fp: str) -> None:
-        before = change.before or {}
+    def _record(
+        self, change: plan.Change, fp: str, uri: str, version: str, metrics: Mapping[str, float]
+    ) -> None:
+        before = change.before or plan.ABSENT
         self.provider.record(
             base.HistoryEntry(
                 time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                endpoint=ep.name,
-                web_service=ep.web_service,
+                endpoint=change.endpoint,
+                web_service=change.web_service,
                 action=str(change.action),
                 fingerprint=fp,
-                version=ep.version,
-                model_uri=chosen.uri,
-                previous_uri=before.get("model_uri"),
-                previous_fingerprint=before.get("fingerprint"),
-                metrics=model.frozen_map(chosen.metrics),
+                version=version,
+                model_uri=uri,
+                previous_uri=before.model_uri,
+                previous_fingerprint=before.fingerprint,
+                metrics=model.frozen_map(metrics),
                 actor=self.actor,
                 manifest_digest=self.the_plan.manifest_digest,
             )

@@ -219,7 +219,7 @@ def plan(
         for fp, reason in failed.items():
             env.err(f"Warning: training model {fingerprint.short(fp)} failed: {reason}")
     else:
-        the_plan = engine.make_plan(session)
+        the_plan = engine.plan_now(session)
     if out is not None:
         out.write_text(planfile.dumps(the_plan, scrub=env.redactor), encoding="utf-8")
     if fmt == "json":

@@ -1,7 +1,10 @@
-"""The stage order: load → fingerprint → observe → plan → (confirm) → apply.
+"""The stage order: load → fingerprint → observe → plan → (confirm) → train →
+plan again → act.
 
 ``plan`` and ``apply`` share this one path; apply takes the backend's lock
 before it observes, so what it applies is exactly what it planned against.
+Training is followed by a second decision over the same observation plus the
+new models, so the gate is decided by the planner alone and apply only acts.
 The engine knows no terminal and no particular backend.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,18 +44,18 @@ class Session:
     provider: base.Provider
     endpoints: tuple[model.Endpoint, ...]
     redactor: redact.Redactor = field(default_factory=redact.Redactor)
-    _targets: tuple[model.Target, ...] | None = field(default=None, repr=False)
+    _desired: tuple[model.Desired, ...] | None = field(default=None, repr=False)
 
     @property
     def parallelism(self) -> int:
         options = self.manifest.backend.options.get(self.manifest.backend.kind) or {}
         return self.settings.workers(options.get("parallelism"))
 
-    def targets(self) -> tuple[model.Target, ...]:
+    def desired(self) -> tuple[model.Desired, ...]:
         """Each selected endpoint with its model's fingerprint (digests computed once)."""
-        if self._targets is None:
-            self._targets = desired(self.endpoints, self.provider)
-        return self._targets
+        if self._desired is None:
+            self._desired = desired_state(self.endpoints, self.provider)
+        return self._desired
 
 
 def open_session(
@@ -97,9 +100,9 @@ def select(
     return chosen
 
 
-def desired(
+def desired_state(
     endpoints: Sequence[model.Endpoint], provider: base.Provider
-) -> tuple[model.Target, ...]:
+) -> tuple[model.Desired, ...]:
     """Fingerprint every endpoint's model; each trainer and input is digested once."""
     trainer_digests: dict[str, str] = {}
     input_digests: dict[str, str] = {}
@@ -121,11 +124,11 @@ def desired(
         fp = fingerprint.combine(
             trainer_digest=trainer, input_digests=inputs, parameters=parameters
         )
-        out.append(model.Target(ep, fp, model.frozen_map(recipe)))
+        out.append(model.Desired(ep, fp, model.frozen_map(recipe)))
     return tuple(out)
 
 
-def make_plan(session: Session) -> plan.Plan:
+def plan_now(session: Session) -> plan.Plan:
     """Observe the selected endpoints (one read each) and decide."""
     return decide(session, observe(session))
 
@@ -133,50 +136,79 @@ def make_plan(session: Session) -> plan.Plan:
 def observe(session: Session) -> model.Observed:
     """One read per selected endpoint, plus the stored models the planner will need."""
     services = session.provider.observe(session.endpoints)
-    needed = plan.models_needed(session.targets(), services)
+    needed = plan.models_needed(session.desired(), services)
     models = session.provider.models(sorted(needed)) if needed else {}
     return model.Observed(model.frozen_map(services), model.frozen_map(models))
 
 
-def decide(session: Session, observed: model.Observed) -> plan.Plan:
-    """The plan for what was observed. Pure."""
+def decide(session: Session, observed: model.Observed, *, fresh: Collection[str] = ()) -> plan.Plan:
+    """The plan for what was observed (``fresh``: models just trained, see
+    ``plan.make_plan``). Pure."""
     selected = (
         tuple(ep.name for ep in session.endpoints)
         if session.settings.targets or session.settings.excludes
         else ()
     )
     return plan.make_plan(
-        session.targets(),
+        session.desired(),
         observed,
         manifest_digest=session.manifest.digest,
         backend=session.manifest.backend.kind,
         selected=selected,
         manifest=Path(session.manifest.path).name,
+        fresh=fresh,
     )
 
 
 def plan_with_training(
     session: Session, *, progress: apply.Progress = lambda _line: None
 ) -> tuple[plan.Plan, Mapping[str, str]]:
-    """``plan --train``: train what the plan needs, then plan again with the
-    challengers' metrics and gate verdicts known. Models are content-addressed,
-    so a later apply finds them and only updates references. Returns the plan
-    and the training failures (fingerprint → reason)."""
-    first = make_plan(session)
-    jobs = apply.training_jobs(first, {t.name: t for t in session.targets()})
-    if not jobs:
-        return first, {}
-    _trained, failed = apply.train_models(jobs, session.provider, session.parallelism, progress)
-    replanned = make_plan(session)
-    changes = tuple(
-        dataclasses.replace(
-            c, reason=f"{c.reason}; training failed at plan time: {failed[c.train]}"
-        )
-        if c.train in failed
-        else c
-        for c in replanned.changes
+    """``plan --train``: observe, decide, then train what the plan needs and decide
+    again, as apply does, so the plan shows the challengers' metrics and gate verdicts.
+    Models are content-addressed, so a later apply finds them and only updates
+    references. Returns the plan and the training failures (fingerprint → reason)."""
+    observed = observe(session)
+    the_plan, training = train_and_decide(
+        session, observed, decide(session, observed), progress=progress, as_asked=False
     )
-    return dataclasses.replace(replanned, changes=changes), failed
+    failed = training.failed
+    changes = tuple(
+        dataclasses.replace(c, reason=f"{c.reason}; training failed at plan time: {failed[fp]}")
+        if (fp := c.train) and fp in failed
+        else c
+        for c in the_plan.changes
+    )
+    return dataclasses.replace(the_plan, changes=changes), failed
+
+
+def train_and_decide(
+    session: Session,
+    observed: model.Observed,
+    first: plan.Plan,
+    *,
+    progress: apply.Progress,
+    as_asked: bool = True,
+) -> tuple[plan.Plan, apply.Training]:
+    """Train the models ``first`` needs, then decide again with them known: the same
+    observed services (no second read), the observed models and the trained ones.
+
+    ``as_asked``: a change served by a model trained now keeps the action that asked
+    for it (apply: the history says it was a retrain). Otherwise the plan is the one
+    any later derivation gives, the models being in the store (``plan --train``)."""
+    if not first.to_train():
+        return first, apply.Training()
+    training = apply.train(
+        first,
+        {d.name: d for d in session.desired()},
+        session.provider,
+        parallelism=session.parallelism,
+        progress=progress,
+    )
+    known = model.Observed(
+        observed.services, model.frozen_map({**observed.models, **training.models})
+    )
+    fresh = frozenset(training.models) if as_asked else frozenset()
+    return decide(session, known, fresh=fresh), training
 
 
 def run_saved(
@@ -198,7 +230,7 @@ def run_saved(
             now,
             backend=session.manifest.backend.kind,
             manifest_digest=session.manifest.digest,
-            fingerprints={t.name: t.fingerprint for t in session.targets()},
+            fingerprints={d.name: d.fingerprint for d in session.desired()},
             model_uri=session.provider.model_uri,
         )
         if findings.stale:
@@ -212,7 +244,7 @@ def run_saved(
                 f"refusing it: {'; '.join(findings.mismatched)}",
                 where=saved.manifest or None,
             )
-        return execute(session, now, progress)
+        return act(session, observed, now, progress)
 
 
 def _prepare(session: Session, progress: apply.Progress) -> model.Observed:
@@ -254,12 +286,18 @@ def settle_history(
         )
 
 
-def execute(session: Session, the_plan: plan.Plan, progress: apply.Progress) -> apply.Report:
-    """Run ``the_plan``; the report also lists endpoints left out by selection as skipped."""
+def act(
+    session: Session, observed: model.Observed, the_plan: plan.Plan, progress: apply.Progress
+) -> apply.Report:
+    """Apply's one path: train what ``the_plan`` needs, decide again with the new models
+    known (the gate judges them there), act on that plan. The report also lists
+    endpoints left out by selection as skipped."""
+    decided, training = train_and_decide(session, observed, the_plan, progress=progress)
     report = apply.execute(
-        the_plan,
-        {t.name: t for t in session.targets()},
+        decided,
+        {ep.name: ep for ep in session.endpoints},
         session.provider,
+        training=training,
         parallelism=session.parallelism,
         actor=session.settings.actor,
         progress=progress,
@@ -288,10 +326,11 @@ def run_apply(
     with session.provider.lock(
         session.settings.actor or "retrain", session.settings.lock_timeout, progress
     ):
-        the_plan = decide(session, _prepare(session, progress))
+        observed = _prepare(session, progress)
+        the_plan = decide(session, observed)
         if the_plan.is_empty() or not confirm(the_plan):
             return the_plan, None
-        return the_plan, execute(session, the_plan, progress)
+        return the_plan, act(session, observed, the_plan, progress)
 
 
 def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:

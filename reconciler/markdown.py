@@ -73,8 +73,8 @@ def _facts(the_plan: plan.Plan) -> str:
 def _table(the_plan: plan.Plan) -> str:
     rows = ["| | endpoint | action | model | gate |", "|---|---|---|---|---|"]
     for c in the_plan.mutating_or_blocked():
-        before = fingerprint.short((c.before or {}).get("fingerprint"))
-        after = fingerprint.short((c.after or {}).get("fingerprint"))
+        before = fingerprint.short((c.before or plan.ABSENT).fingerprint)
+        after = fingerprint.short((c.after or plan.ABSENT).fingerprint)
         rows.append(
             f"| {ICONS[c.action]} | `{c.endpoint}` | {c.action} | "
             f"`{before}` → `{after}` | {_gate(c)} |"

@@ -152,7 +152,7 @@ class Manifest:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Desired:
     """What one endpoint should serve: the manifest's endpoint plus its model's fingerprint.
 
     ``recipe`` is what the fingerprint was computed from (trainer digest, input

@@ -3,7 +3,7 @@
 One ``Change`` per endpoint, each with an action and a human reason. Reasons
 are for display; ``apply`` executes actions and never branches on reasons.
 
-Before/after by action (both are essences ``{model_uri, fingerprint, version}``):
+Before/after by action (both are ``Essence`` values: model URI, fingerprint, version):
 
 =========  =====================  ==========================================
 action     before                 after
@@ -15,12 +15,16 @@ UPDATE     live essence           desired, model already in the store
 DRIFT      live (changed by hand) desired; repairs the out-of-band edit
 BLOCKED    live essence or None   desired; nothing will be done (see reason)
 =========  =====================  ==========================================
+
+A plan made after training (``make_plan(..., fresh=...)``) knows the new models:
+a change served by one keeps the action and reason of the plan that asked for
+it, and the gate judges the new model here, as it judges every other one.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import diff, fingerprint, gate, model
@@ -57,23 +61,58 @@ MUTATING = frozenset({Action.CREATE, Action.RETRAIN, Action.UPDATE, Action.DRIFT
 
 
 @dataclass(frozen=True, slots=True)
+class Essence:
+    """The fields of one endpoint the reconciler owns, as a plan states them: which
+    model (its store location and content fingerprint) under which version label.
+
+    Before: what the live service serves (a field None when its tag is missing).
+    After: what it will serve; ``model_uri`` is None until the model is trained.
+    """
+
+    model_uri: str | None
+    fingerprint: str | None
+    version: str | None
+
+    @classmethod
+    def of(cls, svc: model.ServiceState) -> Essence:
+        return cls(svc.model_uri, svc.fingerprint, svc.version)
+
+    def as_dict(self) -> dict[str, model.JSON]:
+        """The fields by name (``SCOPE``), as diffs and plan files hold them."""
+        return {
+            "model_uri": self.model_uri,
+            "fingerprint": self.fingerprint,
+            "version": self.version,
+        }
+
+
+ABSENT = Essence(None, None, None)  # stands for a missing side: no service, nothing planned
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One endpoint's planned change. ``train`` names the fingerprint to train first
     (None when the model is already in the store); ``revision`` is the live
-    state's revision the change was planned against (None when missing)."""
+    state's revision the change was planned against (None when missing).
+
+    ``fresh`` marks a change judged in the plan made after training: its model was
+    trained by this run, so a ``BLOCKED`` change with ``fresh`` set is the gate
+    turning the new model down. Never set in a plan made before training, so never
+    in a saved plan."""
 
     action: Action
     endpoint: str
     web_service: str
     reason: str
-    before: Mapping[str, model.JSON] | None
-    after: Mapping[str, model.JSON] | None
+    before: Essence | None
+    after: Essence | None
     diff: tuple[diff.FieldChange, ...] = diff.EMPTY
     train: str | None = None
     revision: str | None = None
     verdict: gate.Verdict | None = None
     challenger: Mapping[str, float] | None = None
     champion: Mapping[str, float] | None = None
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +149,7 @@ class Plan:
 
 
 def models_needed(
-    targets: Iterable[model.Target], services: Mapping[str, model.ServiceState | None]
+    desired: Iterable[model.Desired], services: Mapping[str, model.ServiceState | None]
 ) -> frozenset[str]:
     """The fingerprints whose store records the planner will read.
 
@@ -118,58 +157,56 @@ def models_needed(
     web service once and the model store not at all.
     """
     needed: set[str] = set()
-    for target in targets:
-        svc = services.get(target.name)
-        if svc is not None and _in_sync(target, svc):
+    for wish in desired:
+        svc = services.get(wish.name)
+        if svc is not None and _in_sync(wish, svc):
             continue
-        needed.add(target.fingerprint)
+        needed.add(wish.fingerprint)
         if svc is not None and svc.fingerprint:
             needed.add(svc.fingerprint)
     return frozenset(needed)
 
 
 def make_plan(
-    targets: Sequence[model.Target],
+    desired: Sequence[model.Desired],
     observed: model.Observed,
     *,
     manifest_digest: str = "",
     backend: str = "",
     selected: tuple[str, ...] = (),
     manifest: str = "",
+    fresh: Collection[str] = (),
 ) -> Plan:
-    """Decide one change per target. No I/O."""
-    changes = tuple(_decide(t, observed) for t in targets)
+    """Decide one change per desired endpoint. No I/O.
+
+    ``fresh`` names the models this run has just trained (they are in
+    ``observed.models``): a change served by one is decided as the plan that asked
+    for the training decided it, then the gate judges the new model.
+    """
+    changes = tuple(_decide(d, observed, d.fingerprint in fresh) for d in desired)
     return Plan(changes, manifest_digest, backend, targets=selected, manifest=manifest)
 
 
-def _in_sync(target: model.Target, svc: model.ServiceState) -> bool:
+def _in_sync(wish: model.Desired, svc: model.ServiceState) -> bool:
     return (
         svc.managed
-        and svc.fingerprint == target.fingerprint
-        and svc.version == target.endpoint.version
+        and svc.fingerprint == wish.fingerprint
+        and svc.version == wish.endpoint.version
         and svc.model_uri is not None
         and svc.model_uri == svc.expected_uri
     )
 
 
-def essence(svc: model.ServiceState) -> dict[str, model.JSON]:
-    return {"model_uri": svc.model_uri, "fingerprint": svc.fingerprint, "version": svc.version}
-
-
-def _decide(target: model.Target, observed: model.Observed) -> Change:
-    ep = target.endpoint
-    svc = observed.services.get(target.name)
-    wanted = observed.models.get(target.fingerprint)
-    after = {
-        "model_uri": wanted.uri if wanted else None,
-        "fingerprint": target.fingerprint,
-        "version": ep.version,
-    }
-    before = None if svc is None else essence(svc)
+def _decide(wish: model.Desired, observed: model.Observed, fresh: bool) -> Change:
+    ep = wish.endpoint
+    svc = observed.services.get(wish.name)
+    wanted = observed.models.get(wish.fingerprint)
+    after = Essence(wanted.uri if wanted else None, wish.fingerprint, ep.version)
+    before = None if svc is None else Essence.of(svc)
     champion = observed.models.get(svc.fingerprint) if svc and svc.fingerprint else None
-    if champion is not None and champion.fingerprint == target.fingerprint:
+    if champion is not None and champion.fingerprint == wish.fingerprint:
         champion = None  # a model never competes with itself
-    action, reason = _action(target, svc, wanted, champion)
+    action, reason = _action(wish, svc, None if fresh else wanted, champion)
     verdict = None
     if wanted is not None and action in MUTATING:
         verdict = gate.evaluate(ep.gate, wanted.metrics, champion.metrics if champion else None)
@@ -177,33 +214,37 @@ def _decide(target: model.Target, observed: model.Observed) -> Change:
             action, reason = Action.BLOCKED, f"gate: {verdict.reason}"
     return Change(
         action=action,
-        endpoint=target.name,
+        endpoint=wish.name,
         web_service=ep.web_service,
         reason=reason,
         before=before,
         after=before if action is Action.NOOP else after,
-        diff=diff.EMPTY if action is Action.NOOP else diff.diff(before, _shown(after), SCOPE),
-        train=target.fingerprint if action in MUTATING and wanted is None else None,
+        diff=diff.EMPTY if action is Action.NOOP else _diff(before, after),
+        train=wish.fingerprint if action in MUTATING and wanted is None else None,
         revision=None if svc is None else svc.revision,
         verdict=verdict,
         challenger=None if wanted is None else wanted.metrics,
         champion=None if champion is None else champion.metrics,
+        fresh=fresh and verdict is not None,
     )
 
 
-def _shown(after: Mapping[str, model.JSON]) -> dict[str, model.JSON]:
-    """``after`` as diffs show it: a model URI not yet known is marked so."""
-    return {k: UNKNOWN if k == "model_uri" and v is None else v for k, v in after.items()}
+def _diff(before: Essence | None, after: Essence) -> tuple[diff.FieldChange, ...]:
+    """The owned fields that change; a model URI not yet known is shown as ``UNKNOWN``."""
+    shown = after.as_dict()
+    if after.model_uri is None:
+        shown["model_uri"] = UNKNOWN
+    return diff.diff(None if before is None else before.as_dict(), shown, SCOPE)
 
 
 def _action(
-    target: model.Target,
+    wish: model.Desired,
     svc: model.ServiceState | None,
     wanted: model.ModelRecord | None,
     champion: model.ModelRecord | None,
 ) -> tuple[Action, str]:
-    ep = target.endpoint
-    fp = fingerprint.short(target.fingerprint)
+    ep = wish.endpoint
+    fp = fingerprint.short(wish.fingerprint)
     if svc is None:
         if not ep.creatable:
             return Action.BLOCKED, (
@@ -226,22 +267,22 @@ def _action(
             f"model reference changed outside retrain: serves "
             f"{svc.model_uri}, expected {svc.expected_uri}"
         )
-    if _in_sync(target, svc):
+    if _in_sync(wish, svc):
         return Action.NOOP, f"serving model {fp} (version {ep.version})"
     if not svc.managed:
         return _first(wanted, fp)
-    if svc.fingerprint == target.fingerprint and wanted is None:
+    if svc.fingerprint == wish.fingerprint and wanted is None:
         return Action.RETRAIN, f"model {fp} is no longer in the model store: train it again"
-    if svc.fingerprint == target.fingerprint:
+    if svc.fingerprint == wish.fingerprint:
         return Action.UPDATE, f"version label {svc.version} -> {ep.version} (same model {fp})"
     if wanted is not None:
-        why = _why(target, champion)
+        why = _why(wish, champion)
         prefix = "" if why == "new model" else f"{why}; "
         return Action.UPDATE, (
             f"{prefix}model {fp} is already trained: switch from "
             f"{fingerprint.short(svc.fingerprint)} without training"
         )
-    return Action.RETRAIN, f"{_why(target, champion)}: train model {fp}"
+    return Action.RETRAIN, f"{_why(wish, champion)}: train model {fp}"
 
 
 def _first(wanted: model.ModelRecord | None, fp: str) -> tuple[Action, str]:
@@ -250,12 +291,12 @@ def _first(wanted: model.ModelRecord | None, fp: str) -> tuple[Action, str]:
     return Action.RETRAIN, f"not yet managed by retrain; train and serve model {fp}"
 
 
-def _why(target: model.Target, champion: model.ModelRecord | None) -> str:
+def _why(wish: model.Desired, champion: model.ModelRecord | None) -> str:
     """Which ingredients differ from the serving model's, when its recipe is known."""
     if champion is None or "recipe" not in champion.lineage:
         return "new model"
     old: Mapping[str, model.JSON] = champion.lineage["recipe"]
-    new = target.recipe
+    new = wish.recipe
     parts = []
     if old.get("trainer") != new.get("trainer"):
         parts.append("trainer code changed")

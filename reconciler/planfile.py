@@ -118,7 +118,7 @@ def _checksum(body: dict[str, Any]) -> str:
 
 
 def _change(change: plan.Change) -> dict[str, Any]:
-    after = dict(change.after) if change.after is not None else None
+    after = None if change.after is None else change.after.as_dict()
     unknown = [k for k, v in (after or {}).items() if v is None and change.train]
     verdict = change.verdict
     return {
@@ -126,7 +126,7 @@ def _change(change: plan.Change) -> dict[str, Any]:
         "web_service": change.web_service,
         "action": str(change.action),
         "reason": change.reason,
-        "before": dict(change.before) if change.before is not None else None,
+        "before": None if change.before is None else change.before.as_dict(),
         "after": after,
         "after_unknown": unknown,
         "diff": [list(d) for d in change.diff],
@@ -153,8 +153,8 @@ def _from_change(data: dict[str, Any]) -> plan.Change:
         endpoint=data["address"],
         web_service=data["web_service"],
         reason=data["reason"],
-        before=_frozen(data["before"]),
-        after=_frozen(data["after"]),
+        before=_essence(data["before"]),
+        after=_essence(data["after"]),
         diff=tuple((str(d[0]), str(d[1]), d[2], d[3]) for d in data["diff"]),
         train=data["train"],
         revision=data["prior_revision"],
@@ -166,3 +166,8 @@ def _from_change(data: dict[str, Any]) -> plan.Change:
 
 def _frozen(value: dict[str, Any] | None) -> Any:
     return None if value is None else model.frozen_map(value)
+
+
+def _essence(value: dict[str, Any] | None) -> plan.Essence | None:
+    """The schema has checked the keys (exactly ``plan.SCOPE``) and their types."""
+    return None if value is None else plan.Essence(**value)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import diff, fingerprint, model, plan
+from reconciler import diff, fingerprint, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def _stale(saved: plan.Change, now: plan.Change, fp: str) -> str | None:
         if _applied(saved, now):
             return "this plan was already applied"
         return f"live state changed ({_moved(saved, now)})"
-    planned = (saved.after or {}).get("fingerprint")
+    planned = (saved.after or plan.ABSENT).fingerprint
     if planned != fp:
         return (
             f"model inputs changed (fingerprint {fingerprint.short(fp)}, "
@@ -106,7 +106,7 @@ def _applied(saved: plan.Change, now: plan.Change) -> bool:
         now.before is not None
         and saved.action in plan.MUTATING
         and saved.after is not None
-        and dict(now.before) == dict(saved.after)
+        and now.before == saved.after
     )
 
 
@@ -116,7 +116,7 @@ def _moved(saved: plan.Change, now: plan.Change) -> str:
         return "the web service was deleted"
     if saved.before is None:
         return "the web service was created"
-    moved = diff.diff(saved.before, now.before, plan.SCOPE)
+    moved = diff.diff(saved.before.as_dict(), now.before.as_dict(), plan.SCOPE)
     shown = [f"{path}: {old} -> {new}" for _op, path, old, new in moved]
     return "; ".join(shown) or "ownership tags changed"
 
@@ -133,18 +133,16 @@ def _mismatches(
         out.append(f"train is {short(saved.train)}, the endpoint's recipe gives {short(fp)}")
     elif saved.train is not None and saved.action not in plan.MUTATING:
         out.append(f"train is set on a {saved.action} change")
-    uri = (saved.after or {}).get("model_uri")
+    after, derived = saved.after or plan.ABSENT, now.after or plan.ABSENT
+    uri = after.model_uri
     if uri is not None and uri != model_uri(fp):
-        out.append(f"after.model_uri is {str(uri)[:200]!r}, model {short(fp)} is {model_uri(fp)!r}")
+        out.append(f"after.model_uri is {uri[:200]!r}, model {short(fp)} is {model_uri(fp)!r}")
     elif uri is None and saved.train is None and saved.action in plan.MUTATING:
         out.append("after.model_uri is missing, and the change trains nothing")
-    if _essence(saved.before) != _essence(now.before):
+    if saved.before != now.before:
         out.append("before is not the live state")
-    if (saved.after or {}).get("version") != (now.after or {}).get("version"):
-        out.append(
-            f"after.version is {(saved.after or {}).get('version')!r}, the manifest gives "
-            f"{(now.after or {}).get('version')!r}"
-        )
+    if after.version != derived.version:
+        out.append(f"after.version is {after.version!r}, the manifest gives {derived.version!r}")
     trained_since = saved.train is not None and now.train is None
     if now.action not in _allowed(saved, now, trained_since=trained_since):
         out.append(f"action is {saved.action}, the manifest and live state give {now.action}")
@@ -185,7 +183,3 @@ def _verdict(change: plan.Change) -> str:
 
 def _metrics(values: Mapping[str, float] | None) -> dict[str, float] | None:
     return None if values is None else dict(values)
-
-
-def _essence(value: Mapping[str, model.JSON] | None) -> dict[str, model.JSON] | None:
-    return None if value is None else dict(value)

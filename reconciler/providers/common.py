@@ -106,7 +106,7 @@ def with_model(
         raise errors.ProviderError(str(e), where=where) from e
 
 
-def essence(
+def service_state(
     definition: Mapping[str, Any], ep: model.Endpoint, *, uri_for: ModelUri, where: str
 ) -> model.ServiceState:
     """The live definition of ``ep``'s web service cut down to its essence; a definition

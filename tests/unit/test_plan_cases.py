@@ -81,7 +81,7 @@ def record(fp: str, spec: dict[str, Any]) -> model.ModelRecord:
 
 def build(case: dict[str, Any]) -> plan.Plan:
     targets = [
-        model.Target(endpoint(d), d["fingerprint"], model.frozen_map(d.get("recipe", {})))
+        model.Desired(endpoint(d), d["fingerprint"], model.frozen_map(d.get("recipe", {})))
         for d in case["desired"]
     ]
     observed = case.get("observed") or {}
@@ -112,7 +112,7 @@ def test_models_needed_skips_endpoints_in_sync() -> None:
     case = yaml.safe_load(
         (Path(__file__).parents[1] / "cases" / "plan" / "steady_state_is_noop.yaml").read_text()
     )
-    targets = [model.Target(endpoint(d), d["fingerprint"]) for d in case["desired"]]
+    targets = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
     services = {t.name: service(t.name, case["observed"]["services"][t.name]) for t in targets}
     assert plan.models_needed(targets, services) == frozenset()
     services["a"] = None

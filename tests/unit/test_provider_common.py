@@ -106,7 +106,7 @@ def test_an_exported_body_serves_the_model_without_the_identity_keys(tmp_path: P
     path.write_text(json.dumps(doc))
     body = common.exported_body(str(path), endpoint(), "store://new", {"t": "v"})
     assert not {"id", "name", "type"} & {k.lower() for k in body}
-    assert common.essence(body, endpoint(), uri_for=str, where="w").model_uri == "store://new"
+    assert common.service_state(body, endpoint(), uri_for=str, where="w").model_uri == "store://new"
     assert body["tags"]["t"] == "v"
 
 
@@ -130,7 +130,7 @@ def test_an_update_of_a_definition_without_the_asset_is_located() -> None:
 
 def test_a_definition_without_assets_has_no_essence_and_says_where() -> None:
     with pytest.raises(errors.ProviderError, match=r"no properties\.assets") as caught:
-        common.essence({"properties": {}}, endpoint(), uri_for=str, where="services/w.json")
+        common.service_state({"properties": {}}, endpoint(), uri_for=str, where="services/w.json")
     assert caught.value.where == "services/w.json"
 
 

@@ -106,13 +106,13 @@ def every_action_plan() -> plan.Plan:
     (gate passes), austin repair-drift, miami blocked (no definition), chicago blocked
     (the stored challenger regresses past the gate)."""
     targets = [
-        model.Target(endpoint("seattle"), fp("seattle-1"), model.frozen_map(recipe("s1"))),
-        model.Target(endpoint("portland"), fp("portland-1"), model.frozen_map(recipe("p1"))),
-        model.Target(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2"))),
-        model.Target(endpoint("denver"), fp("denver-1"), model.frozen_map(recipe("d1"))),
-        model.Target(endpoint("austin"), fp("austin-1"), model.frozen_map(recipe("a1"))),
-        model.Target(endpoint("miami", definition=None), fp("miami-1")),
-        model.Target(endpoint("chicago"), fp("chicago-2"), model.frozen_map(recipe("c2"))),
+        model.Desired(endpoint("seattle"), fp("seattle-1"), model.frozen_map(recipe("s1"))),
+        model.Desired(endpoint("portland"), fp("portland-1"), model.frozen_map(recipe("p1"))),
+        model.Desired(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2"))),
+        model.Desired(endpoint("denver"), fp("denver-1"), model.frozen_map(recipe("d1"))),
+        model.Desired(endpoint("austin"), fp("austin-1"), model.frozen_map(recipe("a1"))),
+        model.Desired(endpoint("miami", definition=None), fp("miami-1")),
+        model.Desired(endpoint("chicago"), fp("chicago-2"), model.frozen_map(recipe("c2"))),
     ]
     services = {
         "seattle": service("seattle", fp("seattle-1")),
@@ -143,7 +143,7 @@ def every_action_plan() -> plan.Plan:
 
 
 def empty_plan() -> plan.Plan:
-    targets = [model.Target(endpoint(n), fp(f"{n}-1")) for n in ("seattle", "portland")]
+    targets = [model.Desired(endpoint(n), fp(f"{n}-1")) for n in ("seattle", "portland")]
     services = {n: service(n, fp(f"{n}-1")) for n in ("seattle", "portland")}
     return plan.make_plan(
         targets,
@@ -287,7 +287,7 @@ def test_metrics_of_a_model_not_yet_trained_are_known_after_training() -> None:
 
 
 def test_a_change_to_an_already_trained_model_still_says_what_changed() -> None:
-    target = model.Target(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2")))
+    target = model.Desired(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2")))
     observed = model.Observed(
         model.frozen_map({"boston": service("boston", fp("boston-1"))}),
         model.frozen_map(
@@ -416,8 +416,8 @@ def large_plan(n: int = 3000) -> plan.Plan:
                 endpoint=f"store-{i:04d}-demand-forecast",
                 web_service=f"store-{i:04d}",
                 reason=f"{reason}: switch to model {new[:12]}",
-                before=model.frozen_map(before),
-                after=model.frozen_map(after),
+                before=plan.Essence(**before),
+                after=plan.Essence(**after),
                 diff=(("change", "fingerprint", old, new),),
                 verdict=gate.Verdict(True, f"{R2} 0.85 vs serving 0.84 passes", R2, 0.85, 0.84),
                 challenger=model.frozen_map({R2: 0.85, MAE: 10.5}),

@@ -41,9 +41,9 @@ def history(specs: Iterable[dict[str, Any]]) -> list[model.HistoryEntry]:
     ]
 
 
-def fleet(case: dict[str, Any]) -> tuple[list[model.Target], FakeProvider]:
+def fleet(case: dict[str, Any]) -> tuple[list[model.Desired], FakeProvider]:
     """The case's targets, and a provider that serves its services, store and history."""
-    targets = [model.Target(endpoint(d), d["fingerprint"]) for d in case["desired"]]
+    targets = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
     observed = case.get("observed") or {}
     services = {
         t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in targets
@@ -79,13 +79,13 @@ class FakeProvider:
         return iter(self.entries)
 
 
-def session(targets: Sequence[model.Target], provider: FakeProvider) -> engine.Session:
+def session(targets: Sequence[model.Desired], provider: FakeProvider) -> engine.Session:
     endpoints = tuple(t.endpoint for t in targets)
     manifest = model.Manifest("retrain.yaml", "0" * 64, model.Backend("local"), {}, endpoints)
     the_session = engine.Session(
         settings.Settings(), manifest, cast(base.Provider, provider), endpoints
     )
-    the_session._targets = tuple(targets)  # fingerprints are given, not digested
+    the_session._desired = tuple(targets)  # fingerprints are given, not digested
     return the_session
 
 

@@ -82,7 +82,7 @@ def edited(saved: plan.Plan, case: dict[str, Any]) -> plan.Plan:
 def _fields(change: plan.Change, edit: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in edit.items() if k != "endpoint"}
     if "after" in fields:
-        fields["after"] = model.frozen_map(dict(change.after or {}) | fields["after"])
+        fields["after"] = dataclasses.replace(change.after or plan.ABSENT, **fields["after"])
     if "action" in fields:
         fields["action"] = plan.Action(fields["action"])
     if "challenger" in fields:

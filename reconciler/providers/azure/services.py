@@ -56,7 +56,7 @@ class ResourceManager:
         if definition is None:
             return None
         self._same_storage_account(ep, definition)
-        return common.essence(definition, ep, uri_for=self.uri_for, where=ep.web_service)
+        return common.service_state(definition, ep, uri_for=self.uri_for, where=ep.web_service)
 
     def create(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
         """PUT the exported definition serving ``model_uri``, without the fields the

@@ -74,7 +74,7 @@ class LocalProvider:
         if definition is None:
             return None
         where = str(self._path(ep.web_service))
-        return common.essence(definition, ep, uri_for=store.uri_for, where=where)
+        return common.service_state(definition, ep, uri_for=store.uri_for, where=where)
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
