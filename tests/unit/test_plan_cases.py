@@ -2,8 +2,9 @@
 
 A case holds ``desired`` endpoints, ``observed`` services and stored models,
 and the ``expected`` change per endpoint (action, fingerprint to train, and a
-substring of the reason). Fingerprints are short names here; the store's URI
-scheme is the local one.
+substring of the reason). A case planned after training lists the models just
+trained as ``fresh`` (they are among the stored models). Fingerprints are short
+names here; the store's URI scheme is the local one.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def build(case: dict[str, Any]) -> plan.Plan:
         t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in targets
     }
     models = {fp: record(fp, spec or {}) for fp, spec in (observed.get("models") or {}).items()}
-    return plan.make_plan(targets, model.Observed(services, models))
+    fresh = case.get("fresh", [])
+    return plan.make_plan(targets, model.Observed(services, models), fresh=fresh)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -102,6 +104,7 @@ def test_plan_case(path: Path) -> None:
         assert str(change.action) == want["action"], change.reason
         assert change.train == want.get("train"), change
         assert want["reason"] in change.reason, change.reason
+        assert change.fresh is want.get("fresh", False), change
         if "diff" in want:
             assert [list(d[:2]) for d in change.diff] == want["diff"]
     assert the_plan.to_train() == tuple(case.get("training_jobs", []))
