@@ -2,8 +2,9 @@
 
 A model is promoted only if its metric clears an absolute floor and does not
 regress more than a tolerance against the champion (the model serving the
-endpoint now). The same function judges at plan time (metrics already known)
-and at apply time (just trained), so the two can never disagree.
+endpoint now). Only the planner calls it: for a model already stored, and, in
+the plan made again after training, for one just trained; apply acts on that
+plan and never judges again, so there is one decision, not two that might differ.
 """
 
 from __future__ import annotations
