@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from reconciler import errors, evaluation, model
+from reconciler import errors, evaluation, fingerprint, model
 from reconciler.providers import base
 from reconciler.providers.azure import blobs as blob_store
 from reconciler.providers.azure import http
@@ -112,9 +112,13 @@ class Trainer:
                 continue
             if self.clock() - started > CLAIM_TTL:
                 raise errors.TrainingError(
-                    f"model {fp[:12]} is claimed by {record.get('holder', '?')} but never submitted"
+                    f"model {fingerprint.short(fp)} is claimed by "
+                    f"{record.get('holder', '?')} but never submitted"
                 )
-            self.log(f"model {fp[:12]} is being submitted by {record.get('holder', '?')}; waiting")
+            self.log(
+                f"model {fingerprint.short(fp)} is being submitted by "
+                f"{record.get('holder', '?')}; waiting"
+            )
             self.sleep(self.poll)
 
     def _submit(
@@ -159,7 +163,7 @@ class Trainer:
         self.store.write_text(
             job_path(fp), json.dumps(record), etag=claimed[1] if claimed else None
         )
-        self.log(f"submitted BES job {job_id} for model {fp[:12]}")
+        self.log(f"submitted BES job {job_id} for model {fingerprint.short(fp)}")
         self._start(url, key, job_id)
         self.store.write_text(job_path(fp), json.dumps(record | {"state": "started"}))
         return job_id
@@ -167,7 +171,7 @@ class Trainer:
     def _resume(self, record: dict[str, Any], url: str, key: str, fp: str) -> str:
         job_id = str(record["job_id"])
         self.log(
-            f"resuming BES job {job_id} for model {fp[:12]} (submitted "
+            f"resuming BES job {job_id} for model {fingerprint.short(fp)} (submitted "
             f"{record.get('submitted_at', '?')})"
         )
         if record.get("state") == "submitted":

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, model
+from reconciler import errors, fingerprint, model
 from reconciler.providers import common
 from reconciler.providers.local import safefs
 
@@ -133,7 +133,8 @@ class ModelStore:
         record = self.get(fp)
         if record is None:
             raise errors.ProviderError(
-                f"model {fp[:12]} vanished right after it was stored", where=str(target)
+                f"model {fingerprint.short(fp)} vanished right after it was stored",
+                where=str(target),
             )
         return record
 
