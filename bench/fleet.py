@@ -110,8 +110,8 @@ def counts(fake: FakeAzure) -> dict[str, Any]:
 
 def seed_in_sync(fake: FakeAzure, sess: engine.Session, *, fp_override: str | None = None) -> str:
     """Make every service a managed one serving the manifest's model (or another)."""
-    target = sess.desired()[0]
-    fp = fp_override or target.fingerprint
+    wish = sess.desired()[0]
+    fp = fp_override or wish.fingerprint
     prov = sess.provider
     assert isinstance(prov, provider.AzureProvider)
     for t in sess.desired():
@@ -123,7 +123,7 @@ def seed_in_sync(fake: FakeAzure, sess: engine.Session, *, fp_override: str | No
             model.TAG_VERSION: "1",
         }
         fake.arm.seed_web_service(SUB, RG, t.endpoint.web_service, doc)
-    return target.fingerprint
+    return wish.fingerprint
 
 
 def timed_plan(

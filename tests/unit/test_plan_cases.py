@@ -81,17 +81,17 @@ def record(fp: str, spec: dict[str, Any]) -> model.ModelRecord:
 
 
 def build(case: dict[str, Any]) -> plan.Plan:
-    targets = [
+    desired = [
         model.Desired(endpoint(d), d["fingerprint"], model.frozen_map(d.get("recipe", {})))
         for d in case["desired"]
     ]
     observed = case.get("observed") or {}
     services = {
-        t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in targets
+        t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in desired
     }
     models = {fp: record(fp, spec or {}) for fp, spec in (observed.get("models") or {}).items()}
     fresh = case.get("fresh", [])
-    return plan.make_plan(targets, model.Observed(services, models), fresh=fresh)
+    return plan.make_plan(desired, model.Observed(services, models), fresh=fresh)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -115,11 +115,11 @@ def test_models_needed_skips_endpoints_in_sync() -> None:
     case = yaml.safe_load(
         (Path(__file__).parents[1] / "cases" / "plan" / "steady_state_is_noop.yaml").read_text()
     )
-    targets = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
-    services = {t.name: service(t.name, case["observed"]["services"][t.name]) for t in targets}
-    assert plan.models_needed(targets, services) == frozenset()
+    desired = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
+    services = {t.name: service(t.name, case["observed"]["services"][t.name]) for t in desired}
+    assert plan.models_needed(desired, services) == frozenset()
     services["a"] = None
-    assert plan.models_needed(targets, services) == frozenset({"fp-a"})
+    assert plan.models_needed(desired, services) == frozenset({"fp-a"})
 
 
 def test_plan_cases_exist() -> None:

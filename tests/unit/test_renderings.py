@@ -105,7 +105,7 @@ def every_action_plan() -> plan.Plan:
     """seattle no-op, portland create, boston retrain (inputs changed), denver update
     (gate passes), austin repair-drift, miami blocked (no definition), chicago blocked
     (the stored challenger regresses past the gate)."""
-    targets = [
+    desired = [
         model.Desired(endpoint("seattle"), fp("seattle-1"), model.frozen_map(recipe("s1"))),
         model.Desired(endpoint("portland"), fp("portland-1"), model.frozen_map(recipe("p1"))),
         model.Desired(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2"))),
@@ -134,7 +134,7 @@ def every_action_plan() -> plan.Plan:
         fp("chicago-2"): stored(fp("chicago-2"), {R2: 0.7, MAE: 15.25}),
     }
     return plan.make_plan(
-        targets,
+        desired,
         model.Observed(model.frozen_map(services), model.frozen_map(models)),
         manifest_digest=fp("manifest"),
         backend="local",
@@ -143,10 +143,10 @@ def every_action_plan() -> plan.Plan:
 
 
 def empty_plan() -> plan.Plan:
-    targets = [model.Desired(endpoint(n), fp(f"{n}-1")) for n in ("seattle", "portland")]
+    desired = [model.Desired(endpoint(n), fp(f"{n}-1")) for n in ("seattle", "portland")]
     services = {n: service(n, fp(f"{n}-1")) for n in ("seattle", "portland")}
     return plan.make_plan(
-        targets,
+        desired,
         model.Observed(model.frozen_map(services), model.frozen_map({})),
         manifest_digest=fp("manifest"),
         backend="local",
@@ -287,7 +287,7 @@ def test_metrics_of_a_model_not_yet_trained_are_known_after_training() -> None:
 
 
 def test_a_change_to_an_already_trained_model_still_says_what_changed() -> None:
-    target = model.Desired(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2")))
+    wish = model.Desired(endpoint("boston"), fp("boston-2"), model.frozen_map(recipe("b2")))
     observed = model.Observed(
         model.frozen_map({"boston": service("boston", fp("boston-1"))}),
         model.frozen_map(
@@ -297,7 +297,7 @@ def test_a_change_to_an_already_trained_model_still_says_what_changed() -> None:
             }
         ),
     )
-    (change,) = plan.make_plan([target], observed).changes
+    (change,) = plan.make_plan([wish], observed).changes
     assert change.action is plan.Action.UPDATE and change.train is None
     assert "inputs changed: rentals" in change.reason
 

@@ -42,14 +42,14 @@ def history(specs: Iterable[dict[str, Any]]) -> list[model.HistoryEntry]:
 
 
 def fleet(case: dict[str, Any]) -> tuple[list[model.Desired], FakeProvider]:
-    """The case's targets, and a provider that serves its services, store and history."""
-    targets = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
+    """The case's desired state per endpoint, and a provider that serves its services, store and history."""
+    desired = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
     observed = case.get("observed") or {}
     services = {
-        t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in targets
+        t.name: service(t.name, (observed.get("services") or {}).get(t.name)) for t in desired
     }
     store = {fp: record(fp, spec or {}) for fp, spec in (observed.get("models") or {}).items()}
-    return targets, FakeProvider(services, store, history(case.get("history", [])))
+    return desired, FakeProvider(services, store, history(case.get("history", [])))
 
 
 class FakeProvider:
@@ -79,33 +79,33 @@ class FakeProvider:
         return iter(self.entries)
 
 
-def session(targets: Sequence[model.Desired], provider: FakeProvider) -> engine.Session:
-    endpoints = tuple(t.endpoint for t in targets)
+def session(desired: Sequence[model.Desired], provider: FakeProvider) -> engine.Session:
+    endpoints = tuple(t.endpoint for t in desired)
     manifest = model.Manifest("retrain.yaml", "0" * 64, model.Backend("local"), {}, endpoints)
     the_session = engine.Session(
         settings.Settings(), manifest, cast(base.Provider, provider), endpoints
     )
-    the_session._desired = tuple(targets)  # fingerprints are given, not digested
+    the_session._desired = tuple(desired)  # fingerprints are given, not digested
     return the_session
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_status_case(path: Path) -> None:
     case = yaml.safe_load(path.read_text())
-    targets, provider = fleet(case)
-    services = provider.observe(t.endpoint for t in targets)
-    needed = plan.models_needed(targets, services)
+    desired, provider = fleet(case)
+    services = provider.observe(t.endpoint for t in desired)
+    needed = plan.models_needed(desired, services)
     observed = model.Observed(services, provider.models(sorted(needed)))
     if "read" in case:
         assert status.models_to_read(observed) == case["read"]
     stored = {**observed.models, **provider.models(status.models_to_read(observed))}
-    the_plan = plan.make_plan(targets, observed)
+    the_plan = plan.make_plan(desired, observed)
     rows = status.rows(the_plan, services, stored, ledger.last_entries(provider.entries))
     assert len(rows) == len(case["expected"])
     for row, want in zip(rows, case["expected"], strict=True):
         got = {k: getattr(row, k) for k in want} | {"metrics": dict(row.metrics)}
         assert got == want | {"metrics": want.get("metrics", {})}
-    assert status.metric_names(t.endpoint for t in targets) == case.get("metrics", [])
+    assert status.metric_names(t.endpoint for t in desired) == case.get("metrics", [])
 
 
 def change(action: plan.Action) -> plan.Change:
@@ -179,8 +179,8 @@ GOLDEN_FLEET = {
 
 
 def test_the_status_table_matches_its_golden_and_reads_each_thing_once() -> None:
-    targets, provider = fleet(GOLDEN_FLEET)
-    rows, metrics = engine.read_status(session(targets, provider))
+    desired, provider = fleet(GOLDEN_FLEET)
+    rows, metrics = engine.read_status(session(desired, provider))
     assert_golden("status.txt", render.status_text(rows, metrics))
     assert [kind for kind, _ in provider.reads] == ["observe", "models", "models", "history"]
 
