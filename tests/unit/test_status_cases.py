@@ -42,7 +42,7 @@ def history(specs: Iterable[dict[str, Any]]) -> list[model.HistoryEntry]:
 
 
 def fleet(case: dict[str, Any]) -> tuple[list[model.Desired], FakeProvider]:
-    """The case's desired state per endpoint, and a provider that serves its services, store and history."""
+    """The case's desired state, and a provider serving its services, store and history."""
     desired = [model.Desired(endpoint(d), d["fingerprint"]) for d in case["desired"]]
     observed = case.get("observed") or {}
     services = {
