@@ -234,13 +234,7 @@ class _Context:
         )
 
     def _promote(self, change: plan.Change, ep: model.Endpoint) -> Result:
-        after = change.after or plan.ABSENT
-        fp, uri, version = after.fingerprint, after.model_uri, after.version
-        if fp is None or uri is None or version is None:  # only a change that trained nothing
-            raise errors.ReconcilerError(
-                f"model {fingerprint.short(fp)} is not trained; not pointing at it",
-                where=ep.web_service,
-            )
+        fp, uri, version = self._served(change, ep)
         metrics = change.challenger or {}
         tags = {
             model.TAG_MANAGED_BY: model.MANAGED_BY,
@@ -248,12 +242,6 @@ class _Context:
             model.TAG_FINGERPRINT: fp,
             model.TAG_VERSION: version,
         }
-        if uri != self.provider.model_uri(fp):
-            raise errors.ProviderError(
-                f"model {uri[:200]} is not where model {fingerprint.short(fp)} is "
-                f"stored ({self.provider.model_uri(fp)}); not pointing at it",
-                where=ep.web_service,
-            )
         if change.action is plan.Action.CREATE:
             self.provider.create(ep, uri, tags)
         else:
@@ -282,6 +270,24 @@ class _Context:
             fp,
             metrics,
         )
+
+    def _served(self, change: plan.Change, ep: model.Endpoint) -> tuple[str, str, str]:
+        """The fingerprint, model URI and version the change points the service at,
+        refused unless the URI is where the store keeps that fingerprint."""
+        after = change.after or plan.ABSENT
+        fp, uri, version = after.fingerprint, after.model_uri, after.version
+        if fp is None or uri is None or version is None:  # only a change that trained nothing
+            raise errors.ReconcilerError(
+                f"model {fingerprint.short(fp)} is not trained; not pointing at it",
+                where=ep.web_service,
+            )
+        if uri != self.provider.model_uri(fp):
+            raise errors.ProviderError(
+                f"model {uri[:200]} is not where model {fingerprint.short(fp)} is "
+                f"stored ({self.provider.model_uri(fp)}); not pointing at it",
+                where=ep.web_service,
+            )
+        return fp, uri, version
 
     def _verify(self, ep: model.Endpoint, uri: str, fp: str) -> None:
         """Read back: the write is done only when the live service says so."""
