@@ -75,6 +75,7 @@ class Essence:
 
     @classmethod
     def of(cls, svc: model.ServiceState) -> Essence:
+        """What ``svc`` serves, as a plan's ``before`` states it."""
         return cls(svc.model_uri, svc.fingerprint, svc.version)
 
     def as_dict(self) -> dict[str, model.JSON]:
