@@ -1,25 +1,9 @@
-"""The ``retrain`` command line: flags → settings, prompts, exit codes.
-
-``main(args, env)`` is the whole program, so tests call it in-process with
-their own environment. Expected errors print one line, ``Error: what
-(where)``, and exit non-zero; anything else is a bug, reported briefly with
-``--traceback`` to see it. Usage errors exit 1, keeping 2 for "plan has changes".
-"""
+"""The ``retrain`` commands: flags → settings → engine → a rendering and an exit code."""
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
-import re
-import signal
-import sys
-import threading
-import traceback
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -31,59 +15,18 @@ from reconciler import (
     fingerprint,
     markdown,
     planfile,
-    redact,
     render,
-    settings,
 )
 from reconciler import plan as planning
+from reconciler.cli.options import (
+    Env,
+    manifest_option,
+    selection_options,
+    session_for,
+    settings_for,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@dataclass
-class Env:
-    """What the program gets from outside: environment, streams, terminal-ness."""
-
-    vars: Mapping[str, str]
-    interactive: bool
-    colour: bool
-    redactor: redact.Redactor = field(default_factory=redact.Redactor)
-    traceback: bool = False
-
-    def out(self, text: str) -> None:
-        click.echo(self.redactor(text), nl=False)
-
-    def err(self, text: str) -> None:
-        click.echo(self.redactor(text), err=True)
-
-    def style(self) -> render.Style:
-        return render.Style(self.colour)
-
-
-def manifest_option(f: Any) -> Any:
-    f = click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path),
-        help="Local backend: state directory (default: the manifest's stateDir).",
-    )(f)
-    return click.option(
-        "-f",
-        "--file",
-        "manifest",
-        default="retrain.yaml",
-        show_default=True,
-        type=click.Path(path_type=Path),
-        help="The manifest.",
-    )(f)
-
-
-def selection_options(f: Any) -> Any:
-    f = click.option(
-        "--exclude", multiple=True, metavar="NAME", help="Leave this endpoint out (repeatable)."
-    )(f)
-    return click.option(
-        "--target", multiple=True, metavar="NAME", help="Only this endpoint (repeatable)."
-    )(f)
 
 
 @click.group(context_settings=CONTEXT)
@@ -113,35 +56,12 @@ def cli(env: Env, show_traceback: bool, no_color: bool) -> None:
     env.colour = env.colour and not no_color and "NO_COLOR" not in env.vars
 
 
-def _settings(env: Env, **kw: Any) -> settings.Settings:
-    actor = env.vars.get("RETRAIN_ACTOR") or env.vars.get("GITHUB_ACTOR") or _user()
-    return settings.Settings(actor=actor, **kw)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _session(env: Env, config: settings.Settings, *, warn: bool = True) -> engine.Session:
-    session = engine.open_session(config, env=env.vars, log=env.err)
-    env.redactor = session.redactor
-    if warn and (config.targets or config.excludes):
-        env.err(
-            "Warning: --target/--exclude in effect: the plan covers only "
-            f"{', '.join(ep.name for ep in session.endpoints) or 'no endpoints'}."
-        )
-    return session
-
-
 @cli.command()
 @manifest_option
 @click.pass_obj
 def validate(env: Env, manifest: Path, state_dir: Path | None) -> None:
     """Check the manifest: schema, references, files. Reports every problem at once."""
-    session = _session(env, _settings(env, manifest=manifest, state_dir=state_dir))
+    session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
     n = len(session.endpoints)
     env.out(
         f"{manifest} is valid: {n} endpoint{'s' if n != 1 else ''}, "
@@ -210,10 +130,10 @@ def plan(
     verbose: bool,
 ) -> None:
     """Show what apply would do to each endpoint, and why. Changes no web service."""
-    config = _settings(
+    config = settings_for(
         env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
     )
-    session = _session(env, config)
+    session = session_for(env, config)
     if train:
         the_plan, failed = engine.plan_with_training(session, progress=env.err)
         for fp, reason in failed.items():
@@ -282,7 +202,7 @@ def apply_cmd(
             "apply needs confirmation: run it in a terminal, or pass --auto-approve"
         )
     saved = planfile.load(planfile_path) if planfile_path is not None else None
-    config = _settings(
+    config = settings_for(
         env,
         manifest=manifest,
         state_dir=state_dir,
@@ -291,7 +211,7 @@ def apply_cmd(
         parallelism=parallelism or 0,
         lock_timeout=lock_timeout,
     )
-    session = _session(env, config, warn=saved is None)
+    session = session_for(env, config, warn=saved is None)
     if saved is not None:
         report: apply.Report | None = engine.run_saved(session, saved, progress=env.err)
     else:
@@ -332,7 +252,7 @@ def force_unlock(env: Env, manifest: Path, state_dir: Path | None, lock_id: str)
 
     Only for a lock whose holder is gone or stuck: two applies at once can interleave.
     """
-    session = _session(env, _settings(env, manifest=manifest, state_dir=state_dir))
+    session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
     holder = session.provider.force_unlock(lock_id)
     env.out(f"Released the lock held by {holder}.\n")
 
@@ -349,10 +269,10 @@ def status(
     exclude: tuple[str, ...],
 ) -> None:
     """Per endpoint: what it serves, its metrics, when it was deployed, whether it is in sync."""
-    config = _settings(
+    config = settings_for(
         env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
     )
-    session = _session(env, config)
+    session = session_for(env, config)
     rows, metrics = engine.read_status(session)
     env.out(render.status_text(rows, metrics))
 
@@ -363,7 +283,7 @@ def status(
 @click.pass_obj
 def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | None) -> None:
     """Every change retrain made, oldest first: who, when, which model, its metrics."""
-    session = _session(env, _settings(env, manifest=manifest, state_dir=state_dir))
+    session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
     entries = list(session.provider.history(endpoint))
     if not entries:
         env.out("No history yet.\n")
@@ -376,92 +296,7 @@ def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | No
         )
 
 
-class Terminated(BaseException):
-    """SIGTERM (a cancelled CI job): unwind like Ctrl-C, so locks and trainers are released."""
-
-
-def _terminate(_signum: int, _frame: object) -> None:
-    raise Terminated
-
-
-def main(args: Sequence[str], env: Mapping[str, str], *, interactive: bool | None = None) -> int:
-    """Run the program; returns the exit status instead of exiting."""
-    tty = sys.stdin.isatty() and sys.stdout.isatty() if interactive is None else interactive
-    state = Env(vars=dict(env), interactive=tty, colour=sys.stdout.isatty())
-    state.traceback = "--traceback" in args  # accepted anywhere on the line
-    argv = [a for a in args if a != "--traceback"]
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
-    try:
-        return _run(argv, state)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _run(argv: list[str], state: Env) -> int:
-    try:
-        cli.main(args=argv, prog_name="retrain", obj=state, standalone_mode=False)
-    except SystemExit as e:
-        return int(e.code or 0) if not isinstance(e.code, str) else 1
-    except click.exceptions.Abort:
-        state.err("Aborted.")
-        return errors.ExitStatus.INTERRUPTED
-    except click.ClickException as e:
-        state.err(f"Error: {_one_line(e.format_message())}")
-        return errors.ExitStatus.ERROR
-    except errors.ManifestError as e:
-        for problem in e.problems:
-            state.err(f"Error: {_one_line(problem)}")
-        return e.exit_code
-    except errors.ReconcilerError as e:
-        state.err(f"Error: {_one_line(str(e))}")
-        return e.exit_code
-    except KeyboardInterrupt:
-        state.err("Interrupted.")
-        return errors.ExitStatus.INTERRUPTED
-    except Terminated:
-        state.err("Terminated.")
-        return errors.ExitStatus.TERMINATED
-    except OSError as e:
-        if not e.filename:
-            return _bug(state, e)
-        # The machine's answer about a path (permissions, a full disk...), not a bug.
-        state.err(f"Error: {e.strerror or type(e).__name__} ({e.filename})")
-        return errors.ExitStatus.ERROR
-    except Exception as e:
-        return _bug(state, e)
-    return errors.ExitStatus.OK
-
-
-def _bug(state: Env, e: BaseException) -> int:
-    """An error retrain did not expect: say so briefly; the traceback on request."""
-    if state.traceback:
-        state.err(traceback.format_exc())
-    state.err(
-        f"Error: unexpected {type(e).__name__}: {_one_line(str(e))[:300]} "
-        "(this is a bug in retrain; rerun with --traceback for details)"
-    )
-    return errors.ExitStatus.ERROR
-
-
 def _finite_seconds(value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds")
     return value
-
-
-# Characters that end a line somewhere (Python's splitlines, log viewers, terminals) or
-# steer a terminal: escaped in error lines, so an error is one line whatever a manifest key
-# or a server's message holds, and nobody can forge a log line through one.
-LINE_BREAKING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _one_line(text: str) -> str:
-    flat = " ".join(text.split("\n")).strip()
-    return LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode(), flat)
-
-
-def entrypoint() -> None:
-    """The ``retrain`` console script."""
-    sys.exit(main(sys.argv[1:], os.environ))
