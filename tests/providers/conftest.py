@@ -14,6 +14,7 @@ import pytest
 
 from reconciler import fingerprint, model
 from reconciler.providers import base, webservice
+from reconciler.providers.local import backend as local_backend
 from reconciler.providers.local import provider as local
 from tests.fakes.fixtures import azurite  # noqa: F401 - the azure harness's emulator
 
@@ -38,8 +39,9 @@ class Harness:
     def trainer(self, secrets: dict[str, str] | None) -> model.Trainer:
         return model.Trainer(
             "tiny",
-            f"{self.workdir / 'tiny.py'}:train",
-            (str(self.workdir / "tiny.py"),),
+            local_backend.Program(
+                f"{self.workdir / 'tiny.py'}:train", (str(self.workdir / "tiny.py"),)
+            ),
             secrets=model.frozen_map(
                 {k: model.Secret(f"env:{k}", v) for k, v in (secrets or {}).items()}
             ),
