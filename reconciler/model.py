@@ -83,8 +83,8 @@ class Gate:
 
 @dataclass(frozen=True, slots=True)
 class TrainerSpec:
-    """How a backend runs one trainer, as its manifest fields say (a local function, a
-    remote training service...). Each backend subclasses this frozen type with its own
+    """How a backend runs one trainer, as its manifest fields say (a function in a file,
+    a remote training service...). Each backend subclasses this frozen type with its own
     fields; the base, with none, is a trainer no backend can run (the planner's tests
     need no more). Secrets in it are ``Secret``."""
 
@@ -105,8 +105,8 @@ class Trainer:
 @dataclass(frozen=True, slots=True)
 class Address:
     """Where a backend finds an endpoint's web service beyond its ``web_service`` name
-    (a resource group, a workspace and endpoint...). Each backend subclasses this frozen
-    type with its own fields; the base says nothing more than the name."""
+    (the group or project it lives in, a workspace and endpoint...). Each backend
+    subclasses this frozen type with its own fields; the base adds nothing to the name."""
 
     @property
     def creatable(self) -> bool:
