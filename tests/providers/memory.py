@@ -103,7 +103,7 @@ class MemoryBackend:
         return MemoryProvider(world, str(context.manifest_dir))
 
 
-BACKEND = MemoryBackend()
+BACKEND: base.Backend = MemoryBackend()
 
 
 class MemoryProvider:

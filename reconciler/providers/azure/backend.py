@@ -147,7 +147,7 @@ class AzureBackend:
         return provider.create(backend.section, context)
 
 
-BACKEND = AzureBackend()
+BACKEND: base.Backend = AzureBackend()
 
 
 @cache

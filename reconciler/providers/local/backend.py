@@ -90,7 +90,7 @@ class LocalBackend:
         )
 
 
-BACKEND = LocalBackend()
+BACKEND: base.Backend = LocalBackend()
 
 
 @cache
