@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install install-test demo azure-demo plan test fuzz lint typecheck layers check chaos clean
+.PHONY: install install-test demo azure-demo plan test fuzz lint typecheck layers check chaos clean schema
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ layers: install
 	$(BIN)/lint-imports
 
 check: lint typecheck layers test
+
+# The published manifest schema: the core part composed with the built-in backends'
+# fragments (tests/unit/test_schema.py fails when it is out of date).
+schema: install
+	$(BIN)/python -m reconciler.providers.schema
 
 # The chaos campaign (issue 7): KILLS signals to `apply` on a generated local fleet, a re-run
 # after each; every count must be 0 (else it exits 1). Rewrites the LABEL section of

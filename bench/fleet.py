@@ -86,7 +86,7 @@ endpoints:
 
 def session(path: Path, env: dict[str, str], *, pacer: throttle.Pacer) -> engine.Session:
     base = engine.open_session(settings.Settings(manifest=path, parallelism=16), env=env)
-    cfg = config.from_options(base.manifest.backend.options, manifest_dir=path.parent, env=env)
+    cfg = config.from_section(base.manifest.backend.section, manifest_dir=path.parent, env=env)
     prov = provider.AzureProvider(
         cfg,
         env=env,

@@ -48,8 +48,7 @@ class Session:
 
     @property
     def parallelism(self) -> int:
-        options = self.manifest.backend.options.get(self.manifest.backend.kind) or {}
-        return self.settings.workers(options.get("parallelism"))
+        return providers.parallelism(self.manifest.backend, self.settings.parallelism)
 
     def desired(self) -> tuple[model.Desired, ...]:
         """Each selected endpoint with its model's fingerprint (digests computed once)."""
@@ -66,7 +65,7 @@ def open_session(
     log: Callable[[str], None] = lambda _line: None,
 ) -> Session:
     """Load and check the manifest, create its provider, select endpoints."""
-    loaded = manifest.load(config.manifest, env=env)
+    loaded = manifest.load(config.manifest, env=env, backends=list(providers.registry().values()))
     scrub = redact.Redactor(manifest.secret_values(loaded))
     if provider is None:
         provider = providers.create(
@@ -76,7 +75,7 @@ def open_session(
             env=env,
             scrub=scrub,
             log=lambda line: log(scrub(line)),
-            workers=config.parallelism or None,
+            workers=providers.parallelism(loaded.backend, config.parallelism),
         )
     chosen = select(loaded.endpoints, config.targets, config.excludes)
     return Session(config, loaded, provider, chosen, scrub)

@@ -82,22 +82,37 @@ class Gate:
 
 
 @dataclass(frozen=True, slots=True)
-class Trainer:
-    """A training pipeline: ``entrypoint`` is ``path/to/file.py:function``.
+class TrainerSpec:
+    """How a backend runs one trainer, as its manifest fields say (a function in a file,
+    a remote training service...). Each backend subclasses this frozen type with its own
+    fields; the base, with none, is a trainer no backend can run (the planner's tests
+    need no more). Secrets in it are ``Secret``."""
 
-    ``code`` lists the files whose content identifies the trainer (the
-    entrypoint's file first, then declared dependencies), as absolute paths.
-    """
+
+@dataclass(frozen=True, slots=True)
+class Trainer:
+    """A training pipeline: its name, how its backend runs it (``spec``) and what every
+    backend gives it (parameters, secrets, a time limit)."""
 
     name: str
-    entrypoint: str
-    code: tuple[str, ...]
+    spec: TrainerSpec = field(default_factory=TrainerSpec)
     parameters: Mapping[str, JSON] = field(default_factory=frozen_map)
     secrets: Mapping[str, Secret] = field(default_factory=frozen_map)
     timeout_seconds: float = TRAINER_TIMEOUT
-    options: Mapping[str, JSON] = field(default_factory=frozen_map)
-    """Backend-specific settings as declared (``bes`` for Azure), secrets as ``Secret``."""
     secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a backend finds an endpoint's web service beyond its ``web_service`` name
+    (the group or project it lives in, a workspace and endpoint...). Each backend
+    subclasses this frozen type with its own fields; the base adds nothing to the name."""
+
+    @property
+    def creatable(self) -> bool:
+        """Whether a missing service at this address can be made without an exported
+        definition (a backend adds, say, an endpoint to an existing service)."""
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,24 +129,25 @@ class Endpoint:
     gate: Gate | None
     definition: str | None
     source: Source
-    options: Mapping[str, JSON] = field(default_factory=frozen_map)
-    """Backend-specific addressing as declared (``resourceGroup``, ``classic``)."""
+    address: Address = field(default_factory=Address)
+    """Where the backend finds the web service, beyond its name (its own typed fields)."""
     secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)
     """Parameters whose values are secrets: given to the trainer, shown by name only."""
 
     @property
     def creatable(self) -> bool:
-        """Whether a missing service can be made: from an exported definition, or (a
-        classic endpoint) by adding the endpoint to its web service."""
-        return self.definition is not None or "classic" in self.options
+        """Whether a missing service can be made: from an exported definition, or in a
+        way its address allows (see ``Address.creatable``)."""
+        return self.definition is not None or self.address.creatable
 
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    """Which provider runs the loop, and its options as declared."""
+    """Which provider runs the loop (``kind``), and its own section of the manifest,
+    ``backend.<kind>``, as declared (secrets as ``Secret``)."""
 
     kind: str
-    options: Mapping[str, JSON] = field(default_factory=frozen_map)
+    section: Mapping[str, JSON] = field(default_factory=frozen_map)
 
 
 @dataclass(frozen=True, slots=True)

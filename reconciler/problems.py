@@ -21,19 +21,17 @@ own line, and only a key that no subschema declares counts as unknown.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from reconciler import errors, redact, yamlsrc
+from reconciler import errors, redact, schema, yamlsrc
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "retrain.schema.json"
+SHOW_CHARS = 200  # of a value quoted in a message: enough to recognise it
 EACH_REF = re.compile(r"\$\{each\.([A-Za-z_][A-Za-z0-9_]*)\}")
 Rel = tuple[str | int, ...]  # a path inside an assembled value: keys and list indexes
 
@@ -44,6 +42,8 @@ class Problems:
 
     file: str
     located: yamlsrc.Located
+    schema: schema.Schema = field(default_factory=lambda: schema.composed(()))
+    """The manifest schema to validate against: the core with the registered backends'."""
     found: dict[tuple[str, str], int | None] = field(default_factory=dict)  # (ptr, msg) → line
     secrets: set[str] = field(default_factory=set)  # values seen in secret fields
     # Templated problems of the forEach entry being assembled: (ptr, label, msg) → items.
@@ -160,21 +160,9 @@ def _templated(value: Any) -> bool:
 # --- schema violations, located -------------------------------------------------
 
 
-@cache
-def schema() -> dict[str, Any]:
-    """The manifest JSON Schema (2020-12), shipped in ``schemas/``."""
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return loaded
-
-
-@cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema())
-
-
 def validate(instance: Any, problems: Problems) -> None:
     """Add one problem per schema violation of the whole document."""
-    for rel, message, line in _violations(_validator(), instance):
+    for rel, message, line in _violations(problems.schema, problems.schema.validator, instance):
         ptr = yamlsrc.pointer(list(rel))
         problems.add(ptr, message, line=problems.located.line_of(line) if line else None)
 
@@ -182,14 +170,16 @@ def validate(instance: Any, problems: Problems) -> None:
 def validate_at(site: Site, instance: Any, ref: str) -> bool:
     """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid."""
     valid = True
-    for rel, message, _ in _violations(_validator().evolve(schema={"$ref": ref}), instance):
+    composed = site.problems.schema
+    at_ref = composed.validator.evolve(schema={"$ref": ref})
+    for rel, message, _ in _violations(composed, at_ref, instance):
         site.add(rel, message)
         valid = False
     return valid
 
 
 def _violations(
-    validator: jsonschema.Draft202012Validator, instance: Any
+    composed: schema.Schema, validator: jsonschema.Draft202012Validator, instance: Any
 ) -> list[tuple[Rel, str, str | None]]:
     """Each schema violation as (path, message, pointer of the line to cite or None).
 
@@ -208,9 +198,9 @@ def _violations(
                 out.append((rel, _missing(leaf.validator_value, leaf.instance), None))
             continue
         if leaf.validator not in {"unevaluatedProperties", "additionalProperties"}:
-            out.append((rel, _message(leaf), None))
+            out.append((rel, _message(composed, leaf), None))
             continue
-        declared = _declared(leaf.schema)
+        declared = _declared(composed, leaf.schema)
         for key in leaf.instance:
             if key not in declared:
                 at = yamlsrc.pointer([*rel, key])
@@ -226,16 +216,16 @@ def _missing(required: Any, instance: dict[str, Any]) -> str:
     return f"{', '.join(keys[:-1])} and {keys[-1]} are required properties"
 
 
-def _declared(subschema: Any) -> set[str]:
+def _declared(composed: schema.Schema, subschema: Any) -> set[str]:
     """The property names ``subschema`` declares, through ``$ref`` and ``allOf``."""
     if not isinstance(subschema, dict):
         return set()
     names = set(subschema.get("properties", {}))
     ref = subschema.get("$ref", "")
     if ref.startswith("#/$defs/"):
-        names |= _declared(schema()["$defs"][ref.removeprefix("#/$defs/")])
+        names |= _declared(composed, composed.definition(ref.removeprefix("#/$defs/")))
     for part in subschema.get("allOf", []):
-        names |= _declared(part)
+        names |= _declared(composed, part)
     return names
 
 
@@ -244,13 +234,42 @@ def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return jsonschema.exceptions.best_match([error]) if error.context else error
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    if "secretRef" in "/".join(map(str, error.schema_path)) or _is_secret_ref(error):
+def _message(composed: schema.Schema, error: jsonschema.ValidationError) -> str:
+    if "secretRef" in "/".join(map(str, error.schema_path)) or _is_secret_ref(composed, error):
         # Never echo the instance: it may be the secret itself.
         return "secret values must be written as ${env:NAME}, never literally"
     return str(error.message)
 
 
-def _is_secret_ref(error: jsonschema.ValidationError) -> bool:
+def _is_secret_ref(composed: schema.Schema, error: jsonschema.ValidationError) -> bool:
     pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
-    return bool(pattern == schema()["$defs"]["secretRef"]["pattern"])
+    return bool(pattern == composed.definition("secretRef")["pattern"])
+
+
+# --- checks every backend's may share ---------------------------------------------
+
+
+def show(text: str) -> str:
+    """``text`` cut for a message: a value can be up to ``yamlsrc.MAX_STRING`` long."""
+    return text if len(text) <= SHOW_CHARS else f"{text[:SHOW_CHARS]}..."
+
+
+def existing_file(base: Path, rel_path: str, site: Site, rel: Rel) -> Path | None:
+    """The regular file at ``rel_path`` (relative to ``base``, the manifest's folder), or
+    None with a problem at ``rel`` of ``site``."""
+    if site.is_poisoned(rel):
+        return None  # what is left of an unresolved value: its problem is reported
+    try:
+        path = (base / rel_path).resolve()
+        regular = path.is_file()
+        exists = regular or path.exists()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, a symlink loop
+        site.add(rel, f"not a usable file name: {show(rel_path)}")
+        return None
+    if not regular:
+        site.add(
+            rel,
+            f"not a file: {show(rel_path)}" if exists else f"file not found: {show(rel_path)}",
+        )
+        return None
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +11,10 @@ class Settings:
     manifest: Path = Path("retrain.yaml")
     """The manifest to load."""
     state_dir: Path | None = None
-    """Override the local backend's state directory."""
+    """Override the backend's state directory (a backend that keeps none refuses it)."""
     parallelism: int = 0
-    """Jobs and updates at once; 0 means the manifest's setting, else one per CPU."""
+    """Jobs and updates at once; 0 means the manifest's setting, else one per CPU (resolved
+    once, by ``providers.parallelism``)."""
     targets: tuple[str, ...] = ()
     """Only these endpoints (empty: all)."""
     excludes: tuple[str, ...] = ()
@@ -23,7 +23,3 @@ class Settings:
     """Seconds an apply waits for another apply's lock."""
     actor: str = ""
     """Who is applying, for the history (the CLI fills in the user or CI actor)."""
-
-    def workers(self, declared: int | None = None) -> int:
-        """How many jobs at once: the flag, else the manifest, else one per CPU."""
-        return self.parallelism or declared or os.cpu_count() or 1

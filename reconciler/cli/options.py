@@ -39,7 +39,8 @@ def manifest_option(f: Any) -> Any:
     f = click.option(
         "--state-dir",
         type=click.Path(path_type=Path),
-        help="Local backend: state directory (default: the manifest's stateDir).",
+        help="The backend's state directory, for a backend that keeps one in a folder "
+        "(default: what the manifest's backend section says).",
     )(f)
     return click.option(
         "-f",

@@ -1,9 +1,14 @@
-"""The provider contract every backend implements.
+"""The provider contract every backend implements, and the descriptor it is found by.
 
 A provider is the only place I/O happens: reading live web services, hashing
 input content, training, writing the owned fields, keeping history. The
 engine and apply talk to this Protocol and nothing else, and the contract
 tests in ``tests/providers`` run unchanged against every backend.
+
+A backend package exports a ``Backend`` descriptor: its part of the manifest
+(schema fragment, checks, typed trainer specs and addresses: ``rules.Rules``),
+its declared parallelism, and the factory of its ``Provider``. The registry
+(``reconciler.providers``) maps ``backend.kind`` to descriptors.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from reconciler import errors, model
+from reconciler import errors, model, redact, rules
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +137,31 @@ class Provider(Protocol):
 
     def force_unlock(self, lock_id: str) -> str:
         """Release the lock held under ``lock_id``, whoever holds it; describe who did."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Context:
+    """What a backend's factory is given besides the manifest's ``backend``: settings
+    already resolved, once, by the registry and the engine."""
+
+    manifest_dir: Path
+    state_dir: Path | None
+    """``--state-dir``: for a backend that keeps its state in a directory; others refuse it."""
+    env: Mapping[str, str]
+    scrub: redact.Redactor
+    log: Log
+    workers: int
+    """How many jobs and requests at once: the flag, else the manifest, else one per CPU."""
+
+
+class Backend(rules.Rules, Protocol):
+    """A backend, as its package exports it (one object; the registry names it)."""
+
+    def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
+        """How many jobs at once the manifest's ``backend.<kind>`` section declares."""
+        ...
+
+    def create(self, backend: model.Backend, context: Context) -> Provider:
+        """The provider for the manifest's ``backend``."""
         ...

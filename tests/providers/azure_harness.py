@@ -17,7 +17,7 @@ import requests
 from azure.storage.blob import BlobServiceClient
 
 from reconciler import model, redact
-from reconciler.providers.azure import config, provider
+from reconciler.providers.azure import backend, config, provider
 from tests.azure import trainers
 from tests.azure.conftest import BES_KEY, RG, SUB, TRAINING_DEFINITION, predictive_definition
 from tests.fakes.azurite import Azurite
@@ -41,12 +41,8 @@ class AzureHarness(conftest.Harness):
     def trainer(self, secrets: dict[str, str] | None) -> model.Trainer:
         return model.Trainer(
             "tiny",
-            "",
-            (),
+            backend.Bes(self.bes_url, model.Secret("env:K", BES_KEY)),
             timeout_seconds=60,
-            options=model.frozen_map(
-                {"bes": {"url": self.bes_url, "apiKey": model.Secret("env:K", BES_KEY)}}
-            ),
         )
 
 
@@ -64,25 +60,21 @@ def harness(emulator: Azurite, workdir: Path) -> Iterator[conftest.Harness]:
             model_outputs={"output1"},
             keys={"primary": BES_KEY, "secondary": BES_KEY},
         )
-        options = {
-            "azure": {
-                "subscriptionId": SUB,
-                "resourceGroup": RG,
-                "endpoints": {
-                    "resourceManager": fake.arm_base_url,
-                    "classicManagement": fake.classic_base_url,
-                },
-                "caBundle": fake.ca_bundle_path,
-                "storage": {
-                    "connectionString": model.Secret("env:S", emulator.connection_string),
-                    "container": f"contract-{workdir.name[-20:].lower().strip('-_')}".replace(
-                        "_", "-"
-                    ),
-                },
-                "pollSeconds": 0.05,
-            }
+        section = {
+            "subscriptionId": SUB,
+            "resourceGroup": RG,
+            "endpoints": {
+                "resourceManager": fake.arm_base_url,
+                "classicManagement": fake.classic_base_url,
+            },
+            "caBundle": fake.ca_bundle_path,
+            "storage": {
+                "connectionString": model.Secret("env:S", emulator.connection_string),
+                "container": f"contract-{workdir.name[-20:].lower().strip('-_')}".replace("_", "-"),
+            },
+            "pollSeconds": 0.05,
         }
-        cfg = config.from_options(options, manifest_dir=workdir, env={})
+        cfg = config.from_section(section, manifest_dir=workdir, env={})
         from reconciler.providers.azure import arm
 
         prov = provider.AzureProvider(

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from reconciler import fingerprint, model
+from reconciler import fingerprint, model, providers
 from reconciler.providers import base, webservice
+from reconciler.providers.local import backend as local_backend
 from reconciler.providers.local import provider as local
 from tests.fakes.fixtures import azurite  # noqa: F401 - the azure harness's emulator
+from tests.providers import memory, plugin
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -38,8 +40,9 @@ class Harness:
     def trainer(self, secrets: dict[str, str] | None) -> model.Trainer:
         return model.Trainer(
             "tiny",
-            f"{self.workdir / 'tiny.py'}:train",
-            (str(self.workdir / "tiny.py"),),
+            local_backend.Program(
+                f"{self.workdir / 'tiny.py'}:train", (str(self.workdir / "tiny.py"),)
+            ),
             secrets=model.frozen_map(
                 {k: model.Secret(f"env:{k}", v) for k, v in (secrets or {}).items()}
             ),
@@ -95,13 +98,43 @@ def _local(tmp_path: Path) -> Harness:
     return Harness(prov, tmp_path, raw, edit)
 
 
-@pytest.fixture(params=["local", "azure"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    """Each contract test runs once per backend."""
+class MemoryHarness(Harness):
+    """The in-test plug-in backend: its trainer is the same tiny fit, called in-process."""
+
+    def trainer(self, secrets: dict[str, str] | None) -> model.Trainer:
+        return model.Trainer("tiny", memory.Call("tests.providers.trainers.tiny:train"))
+
+
+def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    """Found through the ``retrain.providers`` entry point, made by the registry."""
+    plugin.install_memory(tmp_path / "site", monkeypatch)
+    prov = providers.create(model.Backend("memory"), manifest_dir=tmp_path, state_dir=None, env={})
+    assert isinstance(prov, memory.MemoryProvider)
+    world = prov.world
+
+    def raw(ws: str) -> dict[str, Any] | None:
+        found = world.services.get(("default", ws))
+        return None if found is None else json.loads(json.dumps(found))
+
+    def edit(ws: str, change: Callable[[dict[str, Any]], None]) -> None:
+        change(world.services[("default", ws)])
+
+    return MemoryHarness(prov, tmp_path, raw, edit, passes_environment=False)
+
+
+@pytest.fixture(params=["local", "azure", "memory"])
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    """Each contract test runs once per backend: the two built-in ones, and a third
+    registered only through the entry-point group (``memory``)."""
     shutil.copy(HERE / "trainers" / "tiny.py", tmp_path / "tiny.py")
     shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", tmp_path / "webservice.json")
     if request.param == "local":
         yield _local(tmp_path)
+        return
+    if request.param == "memory":
+        yield _memory(tmp_path, monkeypatch)
         return
     from tests.providers import azure_harness
 

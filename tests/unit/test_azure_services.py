@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from reconciler import model
-from reconciler.providers.azure import classic, services
+from reconciler.providers.azure import backend, classic, services
 
 ASSET = "Census [trained model]"
 FP = "cd" * 32  # a well-formed fingerprint: 64 lower-case hex digits
-ADDRESS = {"workspace": "ws1", "webService": "census", "endpoint": "acme", "apiKey": "k"}
+ADDRESS = backend.Classic("ws1", "census", "acme", model.Secret("env:K", "k"))
 
 
 class CountingEndpoints:
@@ -33,13 +33,13 @@ def endpoint(name: str) -> model.Endpoint:
         web_service="census/acme",
         asset=ASSET,
         version="1",
-        trainer=model.Trainer("census", "train.py", ("train.py",)),
+        trainer=model.Trainer("census"),
         inputs=model.frozen_map(),
         parameters=model.frozen_map(),
         gate=None,
         definition=None,
         source=model.Source("retrain.yaml", "/endpoints/0", 1),
-        options=model.frozen_map({"classic": ADDRESS}),
+        address=ADDRESS,
     )
 
 

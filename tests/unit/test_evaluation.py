@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import evaluation
+from reconciler.providers import evaluation
 
 STUDIO = (
     "Mean Absolute Error,Root Mean Squared Error,Relative Absolute Error,"

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import errors, manifest, yamlsrc
+from reconciler import errors, manifest, model, providers, yamlsrc
+
+
+def load(path: Path, *, env: dict[str, str]) -> model.Manifest:
+    """Load as the engine does: for every registered backend."""
+    return manifest.load(path, env=env, backends=list(providers.registry().values()))
+
 
 TRAINER = "def train(*, inputs, parameters, model_path, evaluation_path):\n    pass\n"
 
@@ -47,12 +53,12 @@ endpoints:
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(errors.ManifestError) as info:
-        manifest.load(write(tmp_path, text), env=env or {})
+        load(write(tmp_path, text), env=env or {})
     return info.value.problems
 
 
 def test_for_each_expands_one_endpoint_per_item_with_defaults_merged(tmp_path: Path) -> None:
-    loaded = manifest.load(write(tmp_path, GOOD), env={})
+    loaded = load(write(tmp_path, GOOD), env={})
     assert [ep.name for ep in loaded.endpoints] == ["ep-a", "ep-b", "solo"]
     a, b, solo = loaded.endpoints
     assert (a.web_service, b.web_service) == ("ws-a", "ws-b")
@@ -108,7 +114,7 @@ def test_entrypoint_must_define_the_function(tmp_path: Path) -> None:
 
 def test_env_references_resolve_and_missing_variables_are_located(tmp_path: Path) -> None:
     text = GOOD.replace('version: "1"', 'version: "${env:MODEL_VERSION}"')
-    loaded = manifest.load(write(tmp_path, text), env={"MODEL_VERSION": "7"})
+    loaded = load(write(tmp_path, text), env={"MODEL_VERSION": "7"})
     assert {ep.version for ep in loaded.endpoints} == {"7"}
     found = problems(tmp_path, text)
     assert any("environment variable MODEL_VERSION is not set" in p for p in found), found
@@ -119,7 +125,7 @@ def test_secrets_are_resolved_by_reference_and_never_printed(tmp_path: Path) -> 
         "    parameters: {alpha: 1}\n",
         "    parameters: {alpha: 1}\n    secrets: {TOKEN: '${env:TOK}'}\n",
     )
-    loaded = manifest.load(write(tmp_path, text), env={"TOK": "s3cr3t-value"})
+    loaded = load(write(tmp_path, text), env={"TOK": "s3cr3t-value"})
     secret = loaded.trainers["t"].secrets["TOKEN"]
     assert secret.reveal() == "s3cr3t-value"
     assert "s3cr3t" not in repr(secret) and "s3cr3t" not in str(loaded)
@@ -178,12 +184,12 @@ def test_malformed_documents_fail_with_a_located_error(
 
 def test_a_missing_manifest_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(errors.ManifestError, match="cannot read manifest"):
-        manifest.load(tmp_path / "absent.yaml", env={})
+        load(tmp_path / "absent.yaml", env={})
 
 
 def test_the_shipped_example_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
-    loaded = manifest.load(root / "retrain.yaml.example", env={})
+    loaded = load(root / "retrain.yaml.example", env={})
     assert len(loaded.endpoints) >= 3
     assert len({ep.trainer.name for ep in loaded.endpoints}) == 1
 
@@ -208,7 +214,7 @@ def test_secret_parameters_take_only_env_references_and_never_clash(tmp_path: Pa
         "    parameters: {alpha: 1}\n",
         "    parameters: {alpha: 1}\n    secretParameters: {pw: '${env:PW}'}\n",
     )
-    loaded = manifest.load(write(tmp_path, ok), env={"PW": "pw-value-123"})
+    loaded = load(write(tmp_path, ok), env={"PW": "pw-value-123"})
     assert loaded.endpoints[0].secret_parameters["pw"].reveal() == "pw-value-123"
     assert manifest.secret_values(loaded).count("pw-value-123") == 4  # trainer + 3 endpoints
 

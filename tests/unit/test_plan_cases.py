@@ -20,7 +20,7 @@ from reconciler.providers import webservice
 from reconciler.providers.local import store
 
 CASES = sorted((Path(__file__).parents[1] / "cases" / "plan").glob("*.yaml"))
-TRAINER = model.Trainer("t", "train.py:train", ("train.py",))
+TRAINER = model.Trainer("t")
 
 
 def endpoint(spec: dict[str, Any]) -> model.Endpoint:

@@ -24,7 +24,7 @@ def endpoint(*, definition: str | None = str(DEFINITION), asset: str = ASSET) ->
         web_service="bike-seattle",
         asset=asset,
         version="1",
-        trainer=model.Trainer("bike", "train.py", ("train.py",)),
+        trainer=model.Trainer("bike"),
         inputs=model.frozen_map(),
         parameters=model.frozen_map(),
         gate=None,

@@ -26,7 +26,7 @@ from reconciler.providers.local import store
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("RETRAIN_UPDATE_GOLDEN") == "1"
-TRAINER = model.Trainer("bike-demand", "train.py:train", ("train.py",))
+TRAINER = model.Trainer("bike-demand")
 GATE = model.Gate("Coefficient of Determination", minimum=0.6, max_regression=0.05)
 R2, MAE = "Coefficient of Determination", "Mean Absolute Error"
 ARTIFACT = "https://ci.example/runs/42#artifacts"

@@ -19,10 +19,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from reconciler import errors, evaluation, fingerprint, model
-from reconciler.providers import base
+from reconciler import errors, fingerprint
+from reconciler.providers import base, evaluation
+from reconciler.providers.azure import backend, http
 from reconciler.providers.azure import blobs as blob_store
-from reconciler.providers.azure import http
 
 API = "api-version=2.0"
 STATUS = ("NotStarted", "Running", "Failed", "Cancelled", "Finished")  # BES's integer codes
@@ -80,9 +80,9 @@ class Trainer:
 
     def train(self, job: base.TrainingJob) -> dict[str, Any]:
         """Train (or finish training) ``job``; returns the metadata to store."""
-        bes = job.trainer.options["bes"]
-        url = self.url_for(str(bes["url"]))
-        key = bes["apiKey"].reveal() if isinstance(bes["apiKey"], model.Secret) else ""
+        spec = backend.bes(job.trainer)
+        url = self.url_for(spec.url)
+        key = spec.api_key.reveal() if spec.api_key is not None else ""
         job_id = self._job_for(job, url, key)
         deadline = self.clock() + job.trainer.timeout_seconds
         details = self._wait(url, key, job_id, deadline, job)
@@ -125,10 +125,10 @@ class Trainer:
         self, job: base.TrainingJob, url: str, key: str, claimed: tuple[str, str] | None
     ) -> str:
         fp = job.fingerprint
-        bes = job.trainer.options["bes"]
+        spec = backend.bes(job.trainer)
         outputs = {
-            str(bes.get("modelOutput", DEFAULT_MODEL_OUTPUT)): model_path(fp),
-            str(bes.get("evaluationOutput", DEFAULT_EVALUATION_OUTPUT)): evaluation_path(fp),
+            spec.model_output or DEFAULT_MODEL_OUTPUT: model_path(fp),
+            spec.evaluation_output or DEFAULT_EVALUATION_OUTPUT: evaluation_path(fp),
         }
         request = {
             "Inputs": {name: self.store.reference(loc) for name, loc in job.inputs.items()},
@@ -263,7 +263,7 @@ class Trainer:
             "trained_at": _now(),
             "lineage": {
                 "trainer": job.trainer.name,
-                "bes_url": str(job.trainer.options["bes"]["url"]),
+                "bes_url": backend.bes(job.trainer).url,
                 "job_id": job_id,
                 "inputs": dict(job.inputs),
                 "recipe": dict(job.recipe),

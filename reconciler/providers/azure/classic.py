@@ -16,22 +16,23 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler import errors, model
+from reconciler.providers.azure import backend, http
 from reconciler.providers.azure import blobs as blob_store
-from reconciler.providers.azure import http
 
 STATE_PATH = "state/classic.json"
 DEFAULT_THROTTLE = "Low"  # Studio's default; pins MaxConcurrentCalls at 4
 
 
-def address(ep: model.Endpoint) -> dict[str, Any]:
-    classic = ep.options["classic"]
-    assert isinstance(classic, Mapping)
-    return dict(classic)
+def address(ep: model.Endpoint) -> backend.Classic:
+    """The classic endpoint's address (only classic endpoints are dispatched here)."""
+    found = backend.classic_address(ep)
+    if found is None:
+        raise errors.ProviderError(f"endpoint {ep.name} is not a classic endpoint")
+    return found
 
 
 def key_of(ep: model.Endpoint) -> str:
-    a = address(ep)
-    return f"{a['workspace']}/{a['webService']}/{a['endpoint']}"
+    return address(ep).key
 
 
 def model_location(resource: Mapping[str, Any]) -> str | None:
@@ -52,18 +53,14 @@ class Endpoints:
 
     def _service_url(self, ep: model.Endpoint) -> str:
         a = address(ep)
-        return (
-            f"{self.base_url}/workspaces/{quote(a['workspace'])}/webservices/"
-            f"{quote(a['webService'])}"
-        )
+        return f"{self.base_url}/workspaces/{quote(a.workspace)}/webservices/{quote(a.web_service)}"
 
     def _url(self, ep: model.Endpoint) -> str:
-        return f"{self._service_url(ep)}/endpoints/{quote(address(ep)['endpoint'])}"
+        return f"{self._service_url(ep)}/endpoints/{quote(address(ep).endpoint)}"
 
     @staticmethod
     def _token(ep: model.Endpoint) -> str:
-        key = address(ep)["apiKey"]
-        return key.reveal() if isinstance(key, model.Secret) else str(key)
+        return address(ep).api_key.reveal()
 
     def get(self, ep: model.Endpoint) -> dict[str, Any] | None:
         try:
@@ -86,8 +83,8 @@ class Endpoints:
         self._refuse_default(ep)
         a = address(ep)
         body = {
-            "WebServiceId": a["webService"],
-            "EndpointName": a["endpoint"],
+            "WebServiceId": a.web_service,
+            "EndpointName": a.endpoint,
             "Description": f"managed by retrain ({ep.name})",
             "ThrottleLevel": DEFAULT_THROTTLE,
             "MaxConcurrentCalls": None,
@@ -130,13 +127,13 @@ class Endpoints:
         answer = self.client.request(
             "GET",
             self._service_url(ep),
-            what=f"GET web service {address(ep)['webService']}",
+            what=f"GET web service {address(ep).web_service}",
             token=self._token(ep),
             ok=(200,),
         )
         info = answer.json()
         default = str((info or {}).get("DefaultEndpointName") or "default")
-        if default.lower() == str(address(ep)["endpoint"]).lower():
+        if default.lower() == address(ep).endpoint.lower():
             raise errors.ProviderError(
                 f"refusing to patch {key_of(ep)}: it is the web service's default endpoint",
                 where=ep.name,

@@ -54,12 +54,12 @@ class AzureConfig:
         return f"{self.bes_host.rstrip('/')}{parts.path}".rstrip("/")
 
 
-def from_options(
-    options: Mapping[str, Any], *, manifest_dir: Path, env: Mapping[str, str]
+def from_section(
+    azure: Mapping[str, Any], *, manifest_dir: Path, env: Mapping[str, str]
 ) -> AzureConfig:
-    """Build the config; the manifest schema has already checked shapes."""
-    azure = options.get("azure")
-    if not isinstance(azure, Mapping):
+    """Build the config from the manifest's ``backend.azure`` section; the manifest schema
+    has already checked shapes."""
+    if not azure:
         raise errors.ReconcilerError("backend azure needs a backend.azure section")
     endpoints = azure.get("endpoints") or {}
     auth = azure.get("auth") or {}

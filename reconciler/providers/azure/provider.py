@@ -15,17 +15,16 @@ only ever pointed at ``model_uri(fp)`` of an existing blob in our own container.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common
 from reconciler.providers.azure import (
     arm,
+    backend,
     bes,
     blobs,
     classic,
@@ -78,9 +77,12 @@ class AzureProvider:
 
     # -- digests ---------------------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
-        b = trainer.options.get("bes") or {}
-        identity = {
-            k: str(b.get(k, "")) for k in ("url", "modelOutput", "evaluationOutput", "codeVersion")
+        b = backend.bes(trainer)
+        identity = {  # the manifest's names, as declared: fingerprints must not move
+            "url": b.url,
+            "modelOutput": b.model_output,
+            "evaluationOutput": b.evaluation_output,
+            "codeVersion": b.code_version,
         }
         return fingerprint.combine(trainer_digest="bes", input_digests=identity, parameters={})
 
@@ -104,7 +106,8 @@ class AzureProvider:
     def services_for(self, ep: model.Endpoint) -> services.Services:
         """Whether ``ep`` is a classic endpoint or a Resource Manager web service: decided
         here, once, and everything else dispatches through what this returns."""
-        return self.classic_services if "classic" in ep.options else self.resource_manager_services
+        classic_endpoint = backend.classic_address(ep) is not None
+        return self.classic_services if classic_endpoint else self.resource_manager_services
 
     def _kinds(self, endpoints: Sequence[model.Endpoint]) -> list[services.Services]:
         """The kinds of web service among ``endpoints``, in order of first appearance."""
@@ -201,18 +204,10 @@ def _credential(cfg: config.AzureConfig, env: Mapping[str, str]) -> Any:
     return DefaultAzureCredential()
 
 
-def create(
-    options: Mapping[str, Any],
-    *,
-    manifest_dir: Path,
-    env: Mapping[str, str],
-    scrub: redact.Redactor,
-    log: Callable[[str], None],
-    workers: int | None = None,
-) -> AzureProvider:
-    """The provider for a manifest's ``backend``; ``workers`` (--parallelism) bounds
-    concurrent requests, else the manifest's ``parallelism``, else the CPU count."""
-    cfg = config.from_options(options, manifest_dir=manifest_dir, env=env)
-    azure = options.get("azure") or {}
-    count = workers or int(azure.get("parallelism") or os.cpu_count() or DEFAULT_WORKERS)
-    return AzureProvider(cfg, env=env, scrub=scrub, log=log, workers=count)
+def create(section: Mapping[str, Any], context: base.Context) -> AzureProvider:
+    """The provider for a manifest's ``backend.azure`` section; ``context.workers`` (already
+    resolved from --parallelism, the manifest and the CPU count) bounds concurrent requests."""
+    cfg = config.from_section(section, manifest_dir=context.manifest_dir, env=context.env)
+    return AzureProvider(
+        cfg, env=context.env, scrub=context.scrub, log=context.log, workers=context.workers
+    )

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from reconciler import errors, model
 from reconciler.providers import common, webservice
-from reconciler.providers.azure import arm, bes, classic
+from reconciler.providers.azure import arm, backend, bes, classic
 
 SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
 
@@ -106,7 +106,9 @@ class ResourceManager:
         return found
 
     def _rid(self, ep: model.Endpoint) -> str:
-        return self.arm.resource_id(ep.web_service, ep.options.get("resourceGroup"))
+        found = ep.address
+        group = found.resource_group if isinstance(found, backend.ResourceManager) else None
+        return self.arm.resource_id(ep.web_service, group)
 
 
 class Classic:

@@ -17,7 +17,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,9 +29,9 @@ from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common, webservice
-from reconciler.providers.local import filelock, runner, safefs, store
+from reconciler.providers.local import backend, filelock, runner, safefs, store
 
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SERVICE_NAME = backend.SERVICE_NAME
 KILL_WAIT = 10  # seconds to reap a killed trainer
 STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
 LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
@@ -58,7 +57,8 @@ class LocalProvider:
 
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
-        return _digest(lambda: fingerprint.files_digest(trainer.code), trainer.entrypoint)
+        spec = backend.program(trainer)
+        return _digest(lambda: fingerprint.files_digest(spec.code), spec.entrypoint)
 
     def input_digest(self, location: str) -> str:
         return _digest(lambda: fingerprint.file_digest(location), location)
@@ -102,8 +102,9 @@ class LocalProvider:
         return record
 
     def _run(self, job: base.TrainingJob, scratch: Path) -> None:
+        entrypoint = backend.program(job.trainer).entrypoint
         spec = {
-            "entrypoint": job.trainer.entrypoint,
+            "entrypoint": entrypoint,
             "inputs": dict(job.inputs),
             "parameters": dict(job.parameters),
             "trainer": job.trainer.name,
@@ -114,7 +115,7 @@ class LocalProvider:
                 "fingerprint": job.fingerprint,
                 "lineage": {
                     "trainer": job.trainer.name,
-                    "entrypoint": _relative(job.trainer.entrypoint, self.workdir),
+                    "entrypoint": _relative(entrypoint, self.workdir),
                     "inputs": {k: _relative(v, self.workdir) for k, v in job.inputs.items()},
                     "recipe": dict(job.recipe),
                     "version": job.version,

@@ -37,7 +37,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, evaluation
+from reconciler import errors
+from reconciler.providers import evaluation
 from reconciler.providers.local import store
 
 OUTPUT_INVALID = 3  # exit status: the trainer ran but its outputs are unusable (message on stderr)

@@ -1,0 +1,96 @@
+"""``${env:NAME}`` references: resolved from the environment, secrets kept masked.
+
+Secrets are only ever references. A value in a secret field — the core's
+(trainer ``secrets``, ``secretParameters``) or a backend's (``Rules.secret_fields``)
+— becomes a ``model.Secret``, which never prints itself, and is remembered so a
+problem message can never show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler import model, redact, yamlsrc
+from reconciler.problems import Rel, Site
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# Where secrets may stand whatever the backend: trainers' secrets, secret parameters.
+CORE_SECRET_FIELDS = (
+    r"/trainers/[^/]+/(secrets|secretParameters)/[^/]+",
+    r"/(endpoints/\d+|defaults)/secretParameters/[^/]+",
+)
+
+
+def secret_fields(extra: Iterable[str]) -> re.Pattern[str]:
+    """The pointers of secret fields: the core's and ``extra`` (each backend's)."""
+    return re.compile(f"^({'|'.join([*CORE_SECRET_FIELDS, *extra])})$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolver:
+    """Resolves references against ``env``; values at ``secret`` pointers become secrets."""
+
+    env: Mapping[str, str]
+    secret: re.Pattern[str]
+
+    def resolve(self, value: Any, site: Site, rel: Rel = ()) -> Any:
+        """Replace ``${env:NAME}`` in every string of ``value`` (at ``rel`` in ``site``). An
+        unset variable is a problem, and poisons the value. Secret fields become ``Secret``."""
+        if isinstance(value, dict):
+            return {k: self.resolve(v, site, (*rel, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, site, (*rel, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+        resolved = self._string(value, site, rel)
+        ptr = site.ptr + yamlsrc.pointer(list(rel))
+        if not self.secret.match(ptr):
+            return resolved
+        site.problems.secrets.add(resolved)
+        if len(resolved) < redact.MIN_SECRET_LEN and ENV_REF.fullmatch(value):
+            site.add(
+                rel,
+                f"the value of {value} is shorter than {redact.MIN_SECRET_LEN} "
+                "characters: too short to be a secret, and to be masked safely",
+            )
+        return model.Secret(value.strip("${}"), resolved)
+
+    def _string(self, value: str, site: Site, rel: Rel) -> str:
+        if "${" not in value:
+            return value
+        unset = [name for name in ENV_REF.findall(value) if name not in self.env]
+        for name in dict.fromkeys(unset):
+            site.add(rel, f"environment variable {name} is not set")
+        if unset:
+            site.poison(rel)
+        return ENV_REF.sub(lambda m: self.env.get(m.group(1), ""), value)
+
+
+def secret_values(manifest: model.Manifest) -> list[str]:
+    """Every secret the manifest resolved, for redaction."""
+    found: list[str] = []
+    _collect(manifest.backend.section, found)
+    for trainer in manifest.trainers.values():
+        _collect(trainer, found)
+    for ep in manifest.endpoints:
+        _collect(ep.address, found)
+        _collect(ep.secret_parameters, found)
+    return found
+
+
+def _collect(value: Any, found: list[str]) -> None:
+    """The secrets in ``value``: in mappings, lists and (backends' typed) dataclasses."""
+    if isinstance(value, model.Secret):
+        found.append(value.reveal())
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _collect(v, found)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _collect(v, found)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _collect(getattr(value, f.name), found)

@@ -1,0 +1,136 @@
+"""The local backend's descriptor: its part of the manifest and its provider factory.
+
+A local trainer is a Python function in a file next to the manifest, so its check
+reads that file (bounded) and finds the function without running it; inputs are
+files; a web service's name names a file in the state directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from reconciler import errors, model, problems, yamlsrc
+from reconciler.problems import Rel, Site
+from reconciler.providers import base
+
+NAME = "local"
+STATE_DIR = ".retrain"  # next to the manifest, unless backend.local.stateDir or --state-dir
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it names a file
+MAX_TRAINER_BYTES = 4 * yamlsrc.MiB  # a trainer's source file; real ones are kilobytes
+SCHEMA_PATH = Path(__file__).parent / "schema.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Program(model.TrainerSpec):
+    """A local trainer: ``entrypoint`` is ``/abs/path/to/file.py:function``; ``code``
+    lists the files whose content identifies it (the entrypoint's file first, then
+    declared dependencies), as absolute paths."""
+
+    entrypoint: str
+    code: tuple[str, ...] = ()
+
+
+def program(trainer: model.Trainer) -> Program:
+    """The trainer's local spec; the manifest's checks ensure a local trainer has one."""
+    spec = trainer.spec
+    if not isinstance(spec, Program):
+        raise errors.ProviderError(f"trainer {trainer.name!r} is not a local trainer")
+    return spec
+
+
+class LocalBackend:
+    """The embedded local backend (see ``providers.base.Backend``)."""
+
+    name = NAME
+    secret_fields: tuple[str, ...] = ()
+
+    def schema_fragment(self) -> Mapping[str, Any]:
+        return _fragment()
+
+    def trainer(self, spec: Mapping[str, Any], site: Site, base: Path) -> model.TrainerSpec:
+        if "entrypoint" not in spec:
+            site.add((), "the local backend runs trainers with an entrypoint, not bes")
+            return Program("")
+        return _code(spec, site, base)
+
+    def input(self, location: str, site: Site, rel: Rel, base: Path) -> str | None:
+        found = problems.existing_file(base, location, site, rel)
+        return None if found is None else str(found)
+
+    def address(
+        self, spec: Mapping[str, Any], site: Site, trainer: model.Trainer | None
+    ) -> model.Address:
+        if not SERVICE_NAME.match(spec["webService"]):
+            site.add(
+                ("webService",),
+                "the local backend needs a web service name of "
+                "letters, digits, '.', '_' and '-' (it names a file)",
+            )
+        if spec.get("classic") is not None:
+            site.add(("classic",), "classic endpoints need the azure backend")
+        return model.Address()
+
+    def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
+        return section.get("parallelism")
+
+    def create(self, backend: model.Backend, context: base.Context) -> base.Provider:
+        from reconciler.providers.local import provider
+
+        declared = context.manifest_dir / backend.section.get("stateDir", STATE_DIR)
+        root = context.state_dir or declared
+        return provider.LocalProvider(
+            state_dir=root.resolve(), workdir=context.manifest_dir, env=context.env
+        )
+
+
+BACKEND: base.Backend = LocalBackend()
+
+
+@cache
+def _fragment() -> Mapping[str, Any]:
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
+    """The trainer's entrypoint (resolved) and the files that identify it."""
+    file_part, function = spec["entrypoint"].rsplit(":", 1)
+    entry = problems.existing_file(base, file_part, site, ("entrypoint",))
+    if entry is not None:
+        missing = _function_problem(entry, function, problems.show(file_part))
+        if missing:
+            site.add(("entrypoint",), missing)
+    deps = [
+        problems.existing_file(base, dep, site, ("dependencies", i))
+        for i, dep in enumerate(spec.get("dependencies", []))
+    ]
+    code = tuple(str(p) for p in [entry, *deps] if p is not None)
+    return Program(f"{entry or file_part}:{function}", code)
+
+
+def _function_problem(path: Path, function: str, shown: str) -> str | None:
+    """Why ``path`` (``shown`` in messages) cannot serve ``function`` (None when it can)."""
+    try:
+        text = yamlsrc.read_bounded(path, MAX_TRAINER_BYTES, shown).decode("utf-8")
+    except yamlsrc.SourceError as e:
+        return str(e)
+    except UnicodeDecodeError:
+        return f"{shown} is not UTF-8 text"
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as e:
+        return f"{shown} has a syntax error at line {e.lineno}: {e.msg}"
+    except (RecursionError, MemoryError):
+        # CPython's parser gives these (cleanly, its own guard) for expressions nested
+        # thousands deep; the file is at most MAX_TRAINER_BYTES, so it is not real memory.
+        return f"{shown} is nested too deeply to parse"
+    if any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body):
+        return None
+    return f"{shown} defines no function {function!r}"

@@ -1,0 +1,98 @@
+"""Endpoint templates: ``defaults`` merged into each entry, ``forEach`` expanded.
+
+Many endpoints from one training pipeline without copy-paste. Expanding keeps each
+value's origin: every assembled endpoint comes with the ``problems.Site`` of the
+layers it was assembled from, so a problem is reported where the value was written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler import problems
+from reconciler.problems import Problems, Rel, Site
+
+EACH_REF = problems.EACH_REF
+
+
+def declared_at(site: Site, rel: Rel) -> str:
+    """Where the value at ``rel`` of ``site`` is declared: its forEach item if templated."""
+    ptr, _, raw = site.origin(rel)
+    if site.item is not None and EACH_REF.search(str(raw)):
+        return f"{site.ptr}/forEach/{site.item}"
+    return ptr
+
+
+def expand(
+    ptr: str, entry: Mapping[str, Any], defaults: Mapping[str, Any], problems: Problems
+) -> list[tuple[Site, dict[str, Any]]]:
+    """The endpoints of one entry: ``defaults`` merged in, ``forEach`` expanded."""
+    merged = _merge(defaults, {k: v for k, v in entry.items() if k != "forEach"})
+    layers = ((ptr, entry), ("/defaults", defaults))
+    refs = list(dict.fromkeys(_each_refs(merged)))  # once each, in document order
+    items = entry.get("forEach")
+    if items is None:
+        if refs:
+            problems.add(ptr, f"${{each.{refs[0]}}} used without forEach")
+            return []
+        return [(Site(problems, layers), merged)]
+    unknown = [ref for ref in refs if not any(ref in item for item in items)]
+    for ref in unknown:  # a key no item has: a typo in the template, said once where used
+        Site(problems, layers).add(_first_use(merged, ref), f"no forEach item has a key {ref!r}")
+    out = []
+    for j, item in enumerate(items):
+        missing = sorted(set(refs) - set(item))
+        if missing:
+            if not set(missing) <= set(unknown):
+                key = next(m for m in missing if m not in unknown)
+                problems.add(
+                    f"{ptr}/forEach/{j}", f"item has no key {key!r} used as ${{each.{key}}}"
+                )
+            continue
+        values = {k: str(v) for k, v in item.items()}
+        out.append((Site(problems, layers, j), _substitute(merged, values)))
+    return out
+
+
+def _first_use(value: Any, ref: str, rel: Rel = ()) -> Rel:
+    """The path of the first string in ``value`` that uses ``${each.REF}`` (``()`` if none)."""
+    if isinstance(value, str):
+        return rel if f"${{each.{ref}}}" in value else ()
+    if not isinstance(value, dict | list):
+        return ()
+    for key, child in value.items() if isinstance(value, dict) else enumerate(value):
+        found = _first_use(child, ref, (*rel, key))
+        if found:
+            return found
+    return ()
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = copy.deepcopy(base)
+        for key, value in over.items():
+            merged[key] = _merge(merged[key], value) if key in merged else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(over)
+
+
+def _each_refs(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return EACH_REF.findall(value)
+    if isinstance(value, dict):
+        return [ref for v in value.values() for ref in _each_refs(v)]
+    if isinstance(value, list):
+        return [ref for v in value for ref in _each_refs(v)]
+    return []
+
+
+def _substitute(value: Any, item: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return EACH_REF.sub(lambda m: item[m.group(1)], value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: _substitute(v, item) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, item) for v in value]
+    return value
