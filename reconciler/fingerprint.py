@@ -5,7 +5,7 @@ of the trainer's code, the digest of each named input's *content* and the
 parameters. Same path with new data gives a new fingerprint; the same data
 under another path (or another endpoint) gives the same one, so endpoints that
 share it share one training job. Providers compute the digests (reading files
-or blob properties); combining them here is pure.
+or blob properties; see ``providers.digests``); combining them here is pure.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 from reconciler import model
 
 SCHEME = "retrain-fp-v1"  # bump when the recipe changes, so old and new never collide
 SHORT = 12  # hex digits shown to people: 48 bits, ample for one fleet's models
-CHUNK = 1 << 20  # read files 1 MiB at a time
 
 
 def canonical_json(value: model.JSON) -> str:
@@ -52,23 +50,6 @@ def secret_digest(name: str, value: str) -> str:
     salt = f"{SCHEME}:secret-parameter:{name}".encode()
     key = hashlib.pbkdf2_hmac("sha256", value.encode(), salt, SECRET_ROUNDS)
     return f"sensitive:{key.hex()[:32]}"
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def files_digest(paths: Iterable[str | Path]) -> str:
-    """One digest over several files' contents, in the order given (names excluded)."""
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(file_digest(path).encode())
-    return h.hexdigest()
 
 
 def short(fingerprint: str | None) -> str:

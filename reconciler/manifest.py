@@ -93,7 +93,7 @@ class _Context:
     backend: rules.Rules  # the chosen one
     trainers: Mapping[str, model.Trainer] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # endpoint name → where declared
-    targets: dict[tuple[str, str], str] = field(default_factory=dict)  # service, asset → name
+    claimed: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, asset) → endpoint
     definitions: dict[Path, list[str] | str] = field(default_factory=dict)  # asset names or why
 
 
@@ -140,15 +140,15 @@ def _assembled(site: Site, raw_spec: dict[str, Any], ctx: _Context) -> model.End
         )
         return None
     ctx.names[name] = templates.declared_at(site, ("name",))
-    target = (spec["webService"], spec["asset"])
+    asset = (spec["webService"], spec["asset"])
     if not any(site.is_poisoned(rel) for rel in (("webService",), ("asset",))):
-        if target in ctx.targets:
+        if asset in ctx.claimed:
             site.add(
                 ("webService",),
-                f"endpoint {name!r} targets the same web service asset as {ctx.targets[target]!r}",
+                f"endpoint {name!r} targets the same web service asset as {ctx.claimed[asset]!r}",
                 uses=(("webService",), ("asset",)),
             )
-        ctx.targets[target] = name
+        ctx.claimed[asset] = name
     return _endpoint(spec, site, ctx)
 
 

@@ -2,7 +2,7 @@
 
 Everything the planner reads is one of these types, so deciding can stay a
 pure function: the manifest loader builds the desired side, a provider's
-essence function builds the observed side, and neither carries I/O handles.
+``observe`` builds the observed side, and neither carries I/O handles.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def service_state(
     """The live definition of ``ep``'s web service cut down to its essence; a definition
     that cannot be read is an error located at ``where`` (the backend's own name for it)."""
     try:
-        return webservice.essence(
+        return webservice.state_of_definition(
             definition, web_service=ep.web_service, asset_name=ep.asset, uri_for=uri_for
         )
     except webservice.DefinitionError as e:

@@ -71,7 +71,7 @@ def revision(model_uri: str | None, tags: Mapping[str, str]) -> str:
     return hashlib.sha256(fingerprint.canonical_json(owned).encode()).hexdigest()[:16]
 
 
-def essence(
+def state_of_definition(
     definition: Mapping[str, Any],
     *,
     web_service: str,
@@ -86,10 +86,10 @@ def essence(
         raw = get(assets(definition)[asset_id], "locationInfo", "uri")
         uri = str(raw) if raw is not None else None
     names = tuple(str(get(a, "name")) for a in assets(definition).values())
-    return state(web_service, uri, owned_tags(definition), names, uri_for=uri_for)
+    return state_of_fields(web_service, uri, owned_tags(definition), names, uri_for=uri_for)
 
 
-def state(
+def state_of_fields(
     web_service: str,
     model_uri: str | None,
     tags: Mapping[str, str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler import fingerprint, redact
+from reconciler.providers import digests
 
 
 def fp(params: dict[str, object], inputs: dict[str, str] | None = None) -> str:
@@ -32,9 +33,9 @@ def test_file_digest_depends_on_content_not_path(tmp_path: Path) -> None:
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     a.write_text("x\n1\n")
     b.write_text("x\n1\n")
-    assert fingerprint.file_digest(a) == fingerprint.file_digest(b)
+    assert digests.file_digest(a) == digests.file_digest(b)
     b.write_text("x\n2\n")
-    assert fingerprint.file_digest(a) != fingerprint.file_digest(b)
+    assert digests.file_digest(a) != digests.file_digest(b)
 
 
 def test_redactor_masks_values_and_credential_patterns() -> None:

@@ -134,7 +134,7 @@ class Classic:
         uri = classic.model_location(match) if match else None
         tags = dict(records.get(classic.key_of(ep), {}))
         names = tuple(str(r.get("Name")) for r in resources)
-        return webservice.state(ep.web_service, uri, tags, names, uri_for=self.uri_for)
+        return webservice.state_of_fields(ep.web_service, uri, tags, names, uri_for=self.uri_for)
 
     def create(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
         """Add the missing non-default endpoint, then point it like an update."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
-from reconciler.providers import base, common, webservice
+from reconciler.providers import base, common, digests, webservice
 from reconciler.providers.local import backend, filelock, runner, safefs, store
 
 SERVICE_NAME = backend.SERVICE_NAME
@@ -58,10 +58,10 @@ class LocalProvider:
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
         spec = backend.program(trainer)
-        return _digest(lambda: fingerprint.files_digest(spec.code), spec.entrypoint)
+        return _digest(lambda: digests.files_digest(spec.code), spec.entrypoint)
 
     def input_digest(self, location: str) -> str:
-        return _digest(lambda: fingerprint.file_digest(location), location)
+        return _digest(lambda: digests.file_digest(location), location)
 
     # -- observe ---------------------------------------------------------
     def observe(
