@@ -20,7 +20,7 @@ from typing import Any
 
 from reconciler import errors, fingerprint, model, problems
 from reconciler.problems import Rel, Site
-from reconciler.providers import base, common, evaluation
+from reconciler.providers import base, common, digests, evaluation
 
 NAME = "memory"
 FRAGMENT: Mapping[str, Any] = {
@@ -121,7 +121,7 @@ class MemoryProvider:
         )
 
     def input_digest(self, location: str) -> str:
-        return fingerprint.file_digest(location)
+        return digests.file_digest(location)
 
     def model_uri(self, fingerprint: str) -> str:
         return f"memory://{self.label}/models/{fingerprint}"

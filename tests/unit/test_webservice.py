@@ -30,7 +30,9 @@ def uri_for(fp: str) -> str:
 
 def test_essence_keeps_only_owned_fields(definition: dict[str, Any]) -> None:
     definition["tags"] = {"team": "bikes", model.TAG_FINGERPRINT: "f1"}
-    state = webservice.state_of_definition(definition, web_service="ws", asset_name=ASSET, uri_for=uri_for)
+    state = webservice.state_of_definition(
+        definition, web_service="ws", asset_name=ASSET, uri_for=uri_for
+    )
     assert state.model_uri == "local://models/unset"
     assert dict(state.tags) == {model.TAG_FINGERPRINT: "f1"}
     assert state.expected_uri == "store://f1"
@@ -72,4 +74,6 @@ def test_revision_moves_only_with_owned_fields() -> None:
 
 def test_a_document_without_assets_is_a_definition_error() -> None:
     with pytest.raises(webservice.DefinitionError):
-        webservice.state_of_definition({"properties": {}}, web_service="ws", asset_name="M", uri_for=uri_for)
+        webservice.state_of_definition(
+            {"properties": {}}, web_service="ws", asset_name="M", uri_for=uri_for
+        )
