@@ -95,7 +95,9 @@ def session(path: Path, env: dict[str, str], *, pacer: throttle.Pacer) -> engine
         workers=16,
         pacer=pacer,
     )
-    return engine.Session(base.settings, base.manifest, prov, base.endpoints)
+    return engine.Session(
+        base.settings, base.manifest, prov, base.endpoints, parallelism=base.parallelism
+    )
 
 
 def counts(fake: FakeAzure) -> dict[str, Any]:

@@ -37,18 +37,16 @@ Confirm = Callable[[plan.Plan], bool]
 
 @dataclass
 class Session:
-    """A loaded manifest, its provider and the selected endpoints."""
+    """A loaded manifest, its provider and the selected endpoints; ``parallelism`` is
+    resolved once, when the session opens (``providers.parallelism``)."""
 
     settings: settings.Settings
     manifest: model.Manifest
     provider: base.Provider
     endpoints: tuple[model.Endpoint, ...]
     redactor: redact.Redactor = field(default_factory=redact.Redactor)
+    parallelism: int = 1
     _desired: tuple[model.Desired, ...] | None = field(default=None, repr=False)
-
-    @property
-    def parallelism(self) -> int:
-        return providers.parallelism(self.manifest.backend, self.settings.parallelism)
 
     def desired(self) -> tuple[model.Desired, ...]:
         """Each selected endpoint with its model's fingerprint (digests computed once)."""
@@ -67,6 +65,7 @@ def open_session(
     """Load and check the manifest, create its provider, select endpoints."""
     loaded = manifest.load(config.manifest, env=env, backends=list(providers.registry().values()))
     scrub = redact.Redactor(manifest.secret_values(loaded))
+    parallelism = providers.parallelism(loaded.backend, config.parallelism)
     if provider is None:
         provider = providers.create(
             loaded.backend,
@@ -75,10 +74,10 @@ def open_session(
             env=env,
             scrub=scrub,
             log=lambda line: log(scrub(line)),
-            workers=providers.parallelism(loaded.backend, config.parallelism),
+            workers=parallelism,
         )
     chosen = select(loaded.endpoints, config.targets, config.excludes)
-    return Session(config, loaded, provider, chosen, scrub)
+    return Session(config, loaded, provider, chosen, scrub, parallelism)
 
 
 def select(
