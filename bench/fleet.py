@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import apply, engine, model, plan, redact, settings
-from reconciler.providers.azure import arm, config, provider, throttle
+from reconciler.providers.azure import arm, config, provider
+from reconciler.providers.azurecommon import throttle
 from tests.azure.conftest import (
     ASSET,
     RG,

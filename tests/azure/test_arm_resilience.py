@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from reconciler import errors, model, redact
-from reconciler.providers.azure import arm, config, throttle
+from reconciler.providers.azure import arm, config
+from reconciler.providers.azurecommon import throttle
 from tests.azure.conftest import RG, SUB, predictive_definition
 from tests.fakes.arm import BucketSpec, ThrottleConfig
 from tests.fakes.server import FakeAzure

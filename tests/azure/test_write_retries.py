@@ -88,7 +88,8 @@ def test_a_claim_whose_answer_was_lost_is_recognised_as_ours(
 ) -> None:
     """The storage SDK retries a claim write whose answer was lost; the retry then fails
     its own create-only condition. The claim is still ours: submit, do not wait on it."""
-    from reconciler.providers.azure import bes, blobs
+    from reconciler.providers.azure import bes
+    from reconciler.providers.azurecommon import blobs
 
     monkeypatch.setattr(bes, "CLAIM_TTL", 2.0)  # old code waited this long on itself
     real = blobs.BlobStore.write_text
@@ -140,7 +141,7 @@ def test_parallel_history_appends_from_one_apply_each_land_once(world: World) ->
     from concurrent.futures import ThreadPoolExecutor
 
     from reconciler import redact
-    from reconciler.providers.azure import blobs
+    from reconciler.providers.azurecommon import blobs
 
     store = blobs.BlobStore(
         world.emulator.connection_string,

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler import errors, redact
-from reconciler.providers.azure import errors as az_errors
-from reconciler.providers.azure import http, throttle
+from reconciler.providers.azurecommon import errors as az_errors
+from reconciler.providers.azurecommon import http, throttle
 from tests.fakes.httpserver import FakeHTTPServer, Request, Response
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.providers.azure import arm, throttle
+from reconciler.providers.azure import arm
+from reconciler.providers.azurecommon import throttle
 
 
 class Clock:

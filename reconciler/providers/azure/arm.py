@@ -32,7 +32,8 @@ from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from reconciler import errors, redact
-from reconciler.providers.azure import config, http, sdk, throttle
+from reconciler.providers.azure import config
+from reconciler.providers.azurecommon import http, sdk, throttle
 
 API_VERSION = "2017-01-01"
 TOKEN_LIFETIME = 3600  # seconds we treat a CI-provided token as valid (it is not refreshed)

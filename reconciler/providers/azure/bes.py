@@ -21,8 +21,9 @@ from typing import Any
 
 from reconciler import errors, fingerprint
 from reconciler.providers import base, evaluation
-from reconciler.providers.azure import backend, http
-from reconciler.providers.azure import blobs as blob_store
+from reconciler.providers.azure import backend
+from reconciler.providers.azurecommon import blobs as blob_store
+from reconciler.providers.azurecommon import http
 
 API = "api-version=2.0"
 STATUS = ("NotStarted", "Running", "Failed", "Cancelled", "Finished")  # BES's integer codes

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler import errors, model
-from reconciler.providers.azure import backend, http
-from reconciler.providers.azure import blobs as blob_store
+from reconciler.providers.azure import backend
+from reconciler.providers.azurecommon import blobs as blob_store
+from reconciler.providers.azurecommon import http
 
 STATE_PATH = "state/classic.json"
 DEFAULT_THROTTLE = "Low"  # Studio's default; pins MaxConcurrentCalls at 4

@@ -22,18 +22,8 @@ from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common
-from reconciler.providers.azure import (
-    arm,
-    backend,
-    bes,
-    blobs,
-    classic,
-    config,
-    http,
-    lease,
-    services,
-    throttle,
-)
+from reconciler.providers.azure import arm, backend, bes, classic, config, services
+from reconciler.providers.azurecommon import blobs, http, lease, throttle
 
 HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says

@@ -28,7 +28,7 @@ from azure.storage.blob import (
 )
 
 from reconciler import errors, redact
-from reconciler.providers.azure import sdk
+from reconciler.providers.azurecommon import sdk
 
 SAS_HOURS = 24 * 365  # a classic endpoint reads its model via this SAS for as long as it serves
 CHUNK = 4 << 20  # bytes per read when hashing a blob that has no stored MD5

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from azure.core import exceptions as core
 
 from reconciler import errors, redact
-from reconciler.providers.azure import errors as az_errors
+from reconciler.providers.azurecommon import errors as az_errors
 
 
 @contextlib.contextmanager

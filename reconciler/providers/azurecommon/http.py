@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from reconciler import redact
-from reconciler.providers.azure import errors as az_errors
+from reconciler.providers.azurecommon import errors as az_errors
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 THROTTLED = 429  # the one refusal that is retried for any method: nothing was done

@@ -21,8 +21,8 @@ from typing import Any
 from azure.core import exceptions as core
 
 from reconciler import errors
-from reconciler.providers.azure import blobs as blob_store
-from reconciler.providers.azure import sdk
+from reconciler.providers.azurecommon import blobs as blob_store
+from reconciler.providers.azurecommon import sdk
 
 LOCK_PATH = "lock"
 LEASE_SECONDS = 60  # Azure allows 15-60 s (or infinite); finite, so a dead holder's lease lapses
