@@ -81,9 +81,10 @@ class Aml:
     def endpoint(
         self, name: str, traffic: dict[str, int] | None = None, **props: Any
     ) -> requests.Response:
-        body = {"location": "eastus", "properties": {"authMode": "Key", **props}}
+        properties: dict[str, Any] = {"authMode": "Key", **props}
         if traffic is not None:
-            body["properties"]["traffic"] = traffic
+            properties["traffic"] = traffic
+        body = {"location": "eastus", "properties": properties}
         return self.call("PUT", f"/onlineEndpoints/{name}", body)
 
     def set_traffic(
@@ -144,7 +145,7 @@ class Aml:
         return self.call("PUT", f"/jobs/{name}", {"properties": props})
 
     def run_job(self, name: str) -> list[str]:
-        seen = []
+        seen: list[str] = []
         for _ in range(POLLS * 4):
             status = self.call("GET", f"/jobs/{name}").json()["properties"]["status"]
             if not seen or seen[-1] != status:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..httpserver import FakeHTTPServer, Request, Response
-from ..swagger import ci_get, ci_lookup
+from tests.fakes.httpserver import FakeHTTPServer, Request, Response
+from tests.fakes.swagger import ci_get, ci_lookup
+
 from .blobs import parse_datastore_uri, parse_job_output_uri
 from .common import (
     PROVIDER,

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..httpserver import Request, Response
-from ..swagger import Issue
+from tests.fakes.httpserver import Request, Response
+from tests.fakes.swagger import Issue
 
 JsonObj = dict[str, Any]
 Throttle = Callable[[str, str], tuple[bool, int, int]]

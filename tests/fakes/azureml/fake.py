@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..httpserver import FakeHTTPServer
-from ..swagger import ci_get
+from tests.fakes.httpserver import FakeHTTPServer
+from tests.fakes.swagger import ci_get
+
 from . import traffic as rules
 from .assets import AssetApi
 from .blobs import BlobStore

@@ -52,8 +52,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..httpserver import FakeHTTPServer, Request, Response
-from ..swagger import ci_get, ci_lookup
+from tests.fakes.httpserver import FakeHTTPServer, Request, Response
+from tests.fakes.swagger import ci_get, ci_lookup
+
 from .blobs import BlobRef, parse_datastore_uri
 from .common import (
     PROVIDER,

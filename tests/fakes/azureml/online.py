@@ -2,8 +2,9 @@
 
 Rules, each from the swagger subset unless marked:
 
-* PUT bodies validate against ``OnlineEndpointTrackedResource`` / ``OnlineDeploymentTrackedResource``,
-  names against the path pattern ``^[a-zA-Z0-9][a-zA-Z0-9\\-_]{0,254}$``; PUT answers 201 +
+* PUT bodies validate against ``OnlineEndpointTrackedResource`` /
+  ``OnlineDeploymentTrackedResource``, names against the path pattern
+  ``^[a-zA-Z0-9][a-zA-Z0-9\\-_]{0,254}$``; PUT answers 201 +
   ``Azure-AsyncOperation`` for create *and* update (the SDK always begins an LRO; inference).
   While it runs the resource shows ``Creating``/``Updating``, then ``Succeeded``.
 * PATCH bodies are ``PartialMinimalTrackedResourceWithIdentity`` (endpoint: tags, identity) and
@@ -36,8 +37,9 @@ import secrets
 import uuid
 from typing import Any
 
-from ..httpserver import FakeHTTPServer, Request, Response
-from ..swagger import ci_get, ci_lookup
+from tests.fakes.httpserver import FakeHTTPServer, Request, Response
+from tests.fakes.swagger import ci_get, ci_lookup
+
 from . import traffic as rules
 from .common import (
     PROVIDER,
@@ -112,7 +114,10 @@ class OnlineApi:
         ep = rf"(?i){prefix}{WS_PATH}/onlineEndpoints"
         one = rf"{ep}/(?P<ep>{SEG})"
         dep = rf"{one}/deployments/(?P<dep>{SEG})"
-        loc = rf"(?i){prefix}/subscriptions/(?P<sub>{SEG})/providers/Microsoft\.MachineLearningServices/locations/(?P<loc>{SEG})"
+        loc = (
+            rf"(?i){prefix}/subscriptions/(?P<sub>{SEG})/providers"
+            rf"/Microsoft\.MachineLearningServices/locations/(?P<loc>{SEG})"
+        )
         w = self.s.gate.wrap
         table = [
             ("GET", ep, self._list_endpoints, "aml.endpoints.list"),

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..httpserver import FakeHTTPServer, Request, Response
-from ..swagger import ci_get
+from tests.fakes.httpserver import FakeHTTPServer, Request, Response
+from tests.fakes.swagger import ci_get
+
 from . import traffic as rules
 from .blobs import parse_datastore_uri, parse_job_output_uri
 from .online import model_ref

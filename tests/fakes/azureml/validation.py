@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..swagger import Issue, SwaggerValidator, ci_get
+from tests.fakes.swagger import Issue, SwaggerValidator, ci_get
 
 JsonObj = dict[str, Any]
 
