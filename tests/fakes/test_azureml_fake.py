@@ -518,6 +518,7 @@ def test_blue_green_rollout_by_hand(aml_blobs: Aml) -> None:
         served = Counter(_score(aml, key).headers["azureml-model-deployment"] for _ in range(10))
         assert served["green"] == weight // 10
     assert aml.wait(aml.call("DELETE", "/onlineEndpoints/ep/deployments/blue")).status_code == 204
+    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {"green": 100}
     assert [
         d["name"] for d in aml.call("GET", "/onlineEndpoints/ep/deployments").json()["value"]
     ] == ["green"]

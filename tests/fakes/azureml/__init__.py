@@ -10,10 +10,11 @@ pages cited in each module. Where the sources are silent the module docstring sa
 "(inference)".
 
 Modules: :mod:`.common` (gate, errors, LROs), :mod:`.validation` (strict swagger walker),
-:mod:`.online` (endpoints, deployments, keys), :mod:`.traffic` (traffic rules),
-:mod:`.assets` (models, datastores), :mod:`.jobs` (command jobs), :mod:`.blobs`
-(``azureml://`` URIs → Azurite), :mod:`.scoring` (the data plane), :mod:`.fake` (assembly,
-seeding, fault switches).
+:mod:`.online` (the endpoint/deployment rules, views, LRO helpers) with :mod:`.endpoints`,
+:mod:`.deployments` and :mod:`.online_api` (routes), :mod:`.traffic` (traffic rules),
+:mod:`.assets` (models, datastores), :mod:`.jobs` (command jobs) with :mod:`.runner` (the
+training thread), :mod:`.blobs` (``azureml://`` URIs → Azurite), :mod:`.scoring` (the data
+plane), :mod:`.state` (the store), :mod:`.fake` (assembly, seeding, fault switches).
 """
 
 from .fake import FakeAzureML

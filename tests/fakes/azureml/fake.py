@@ -24,8 +24,9 @@ from . import traffic as rules
 from .assets import AssetApi
 from .blobs import BlobStore
 from .common import PROVIDER, Gate, Operations, Throttle, system_data
-from .jobs import JobApi, Trainer, load_trainer
-from .online import OnlineApi
+from .jobs import JobApi, load_trainer
+from .online_api import OnlineApi
+from .runner import Trainer
 from .scoring import ScoringApi
 from .state import (
     Deployment,

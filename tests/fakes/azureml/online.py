@@ -14,7 +14,8 @@ Rules, each from the swagger subset unless marked:
 * DELETE answers 202 + ``Location``; the resource shows ``Deleting`` until the operation ends;
   a missing resource is 204. Deleting an endpoint deletes its deployments (docs). A deployment
   with live traffic cannot be deleted (docs; 400); one with mirror traffic loses its mirror
-  entry (inference).
+  entry, and once deleted its ``0`` entry leaves ``traffic`` (inference: so a GET → PUT of the
+  endpoint never names a deployment that is gone).
 * ``location`` is create-only (``x-ms-mutability``), as are a deployment's ``instanceType`` and
   its ``endpointComputeType``: changing one on PUT is a 400 ``UserError`` / ``Immutable``.
 * ``keys`` is create-only and "always returned as null": GET shows ``"keys": null``; use
@@ -33,27 +34,22 @@ from __future__ import annotations
 
 import copy
 import re
-import secrets
 import uuid
 from typing import Any
 
-from tests.fakes.httpserver import FakeHTTPServer, Request, Response
+from tests.fakes.httpserver import Request, Response
 from tests.fakes.swagger import ci_get, ci_lookup
 
-from . import traffic as rules
 from .common import (
     PROVIDER,
-    SEG,
-    WS_PATH,
     Operation,
     arm_error,
     not_found,
     parse_json_object,
-    system_data,
     user_error,
     validation_error,
 )
-from .state import Deployment, Endpoint, State, Tracked, Workspace, new_keys
+from .state import Deployment, Endpoint, State, Tracked, Workspace
 
 JsonObj = dict[str, Any]
 
@@ -104,56 +100,11 @@ def model_ref(ws: Workspace, ref: str) -> tuple[str, str] | None:
     return (m["name"], m["version"]) if m else None
 
 
-class OnlineApi:
-    """Handlers for endpoints, deployments, keys and the LRO status URLs."""
+class OnlineBase:
+    """Lookups, views and LRO helpers shared by the endpoint and deployment handlers."""
 
     def __init__(self, state: State) -> None:
         self.s = state
-
-    def mount(self, server: FakeHTTPServer, prefix: str = "") -> None:
-        ep = rf"(?i){prefix}{WS_PATH}/onlineEndpoints"
-        one = rf"{ep}/(?P<ep>{SEG})"
-        dep = rf"{one}/deployments/(?P<dep>{SEG})"
-        loc = (
-            rf"(?i){prefix}/subscriptions/(?P<sub>{SEG})/providers"
-            rf"/Microsoft\.MachineLearningServices/locations/(?P<loc>{SEG})"
-        )
-        w = self.s.gate.wrap
-        table = [
-            ("GET", ep, self._list_endpoints, "aml.endpoints.list"),
-            ("GET", one, self._get_endpoint, "aml.endpoint.get"),
-            ("PUT", one, self._put_endpoint, "aml.endpoint.put"),
-            ("PATCH", one, self._patch_endpoint, "aml.endpoint.patch"),
-            ("DELETE", one, self._delete_endpoint, "aml.endpoint.delete"),
-            ("POST", rf"{one}/listKeys", self._list_keys, "aml.endpoint.listKeys"),
-            (
-                "POST",
-                rf"{one}/regenerateKeys",
-                self._regenerate_keys,
-                "aml.endpoint.regenerateKeys",
-            ),
-            ("POST", rf"{one}/token", self._token, "aml.endpoint.token"),
-            ("GET", rf"{one}/deployments", self._list_deployments, "aml.deployments.list"),
-            ("GET", dep, self._get_deployment, "aml.deployment.get"),
-            ("PUT", dep, self._put_deployment, "aml.deployment.put"),
-            ("PATCH", dep, self._patch_deployment, "aml.deployment.patch"),
-            ("DELETE", dep, self._delete_deployment, "aml.deployment.delete"),
-            ("POST", rf"{dep}/getLogs", self._get_logs, "aml.deployment.getLogs"),
-            (
-                "GET",
-                rf"{loc}/mfeOperationsStatus/(?P<op>{SEG})",
-                self._op_status,
-                "aml.operation.status",
-            ),
-            (
-                "GET",
-                rf"{loc}/mfeOperationResults/(?P<op>{SEG})",
-                self._op_result,
-                "aml.operation.result",
-            ),
-        ]
-        for method, pattern, fn, name in table:
-            server.add_route(method, pattern, w(fn), name)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -266,6 +217,10 @@ class OnlineApi:
         )
         return self.s.ops.start(op)
 
+    @staticmethod
+    def _settle(res: Tracked, ok: bool) -> None:
+        res.state = "Succeeded" if ok else "Failed"
+
     def _busy(self, key: tuple[str, ...], name: str) -> Response | None:
         if not self.s.ops.busy(key):
             return None
@@ -312,373 +267,6 @@ class OnlineApi:
             target=field,
             inner="Immutable",
         )
-
-    # -- endpoints -------------------------------------------------------------------------
-
-    def _list_endpoints(self, req: Request) -> Response:
-        ws = self._ws(req)
-        if isinstance(ws, Response):
-            return ws
-        return Response.json(
-            200, {"value": [self.endpoint_view(ws, e) for _, e in sorted(ws.endpoints.items())]}
-        )
-
-    def _get_endpoint(self, req: Request) -> Response:
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep = found
-        self._tick_get((*ws.key, ep.name.lower()))
-        if ep.name.lower() not in ws.endpoints:  # a finished delete
-            return not_found("Online endpoint", ep.name)
-        return Response.json(200, self.endpoint_view(ws, ep))
-
-    def _put_endpoint(self, req: Request) -> Response:
-        assert req.match is not None
-        name = req.match["ep"]
-        refused = self._bad_name(name)
-        body = self._parse(req, "OnlineEndpointTrackedResource") if refused is None else refused
-        if isinstance(body, Response):
-            return body
-        ws = self._ws(req)
-        if isinstance(ws, Response):
-            return ws
-        key = (*ws.key, name.lower())
-        existing = ws.endpoints.get(name.lower())
-        if existing is not None:
-            refused = self._busy(key, name) or self._immutable(existing.body, body, "location")
-        else:
-            refused = self._region_clash(ws, name)
-        if refused is not None:
-            return refused
-        props = ci_get(body, "properties") or {}
-        deployments = [d.name for d in existing.deployments.values()] if existing else []
-        broken = rules.check(ci_get(props, "traffic"), ci_get(props, "mirrorTraffic"), deployments)
-        if broken is not None:
-            return user_error(broken, target="properties.traffic")
-        ep = self._store_endpoint(ws, name, body, existing)
-        headers = self._start(
-            ws, "put", key, lambda ok: self._settle(ep, ok), lambda: Response.empty(200)
-        )
-        return Response.json(201, self.endpoint_view(ws, ep), headers)
-
-    def _region_clash(self, ws: Workspace, name: str) -> Response | None:
-        """Endpoint names are unique per Azure region (docs: "must be unique within an Azure
-        region"); the fake's scoring host is keyed by region and name."""
-        region = re.sub(r"\s+", "", ws.location).lower()
-        for other in self.s.workspaces.values():
-            same_region = re.sub(r"\s+", "", other.location).lower() == region
-            if other is not ws and same_region and name.lower() in other.endpoints:
-                return arm_error(
-                    409,
-                    "UserError",
-                    f"An online endpoint named {name!r} already exists in region {region}.",
-                    inner="Conflict",
-                )
-        return None
-
-    def _store_endpoint(
-        self, ws: Workspace, name: str, body: JsonObj, existing: Endpoint | None
-    ) -> Endpoint:
-        stored = copy.deepcopy(body)
-        props = stored.setdefault("properties", {})
-        keys = ci_get(props, "keys")
-        clean = strip(props, EP_READONLY)
-        for k in ci_lookup(stored, "properties"):
-            stored[k] = clean
-        for k in ("id", "name", "type", "systemData"):
-            for actual in ci_lookup(stored, k):
-                del stored[actual]
-        if existing is not None:
-            stored["location"] = ci_get(existing.body, "location")
-            existing.body, existing.state = stored, "Updating"
-            existing.system_data = system_data(existing.system_data)
-            return existing
-        ep = Endpoint(name=name, body=stored, system_data=system_data(None), state="Creating")
-        given = {
-            "primaryKey": ci_get(keys, "primaryKey") if isinstance(keys, dict) else None,
-            "secondaryKey": ci_get(keys, "secondaryKey") if isinstance(keys, dict) else None,
-        }
-        ep.keys = {k: v or new_keys()[k] for k, v in given.items()}
-        ws.endpoints[name.lower()] = ep
-        return ep
-
-    @staticmethod
-    def _settle(res: Tracked, ok: bool) -> None:
-        res.state = "Succeeded" if ok else "Failed"
-
-    def _patch_endpoint(self, req: Request) -> Response:
-        body = self._parse(req, "PartialMinimalTrackedResourceWithIdentity")
-        if isinstance(body, Response):
-            return body
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep = found
-        key = (*ws.key, ep.name.lower())
-        busy = self._busy(key, ep.name)
-        if busy is not None:
-            return busy
-        for field in ("tags", "identity"):
-            if ci_lookup(body, field):
-                for k in ci_lookup(ep.body, field):
-                    del ep.body[k]
-                ep.body[field] = copy.deepcopy(ci_get(body, field))
-        ep.state, ep.system_data = "Updating", system_data(ep.system_data)
-        headers = self._start(
-            ws,
-            "patch",
-            key,
-            lambda ok: self._settle(ep, ok),
-            lambda: Response.json(200, self.endpoint_view(ws, ep)),
-        )
-        return Response.empty(202, headers)
-
-    def _delete_endpoint(self, req: Request) -> Response:
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return Response.empty(204) if found.status == 404 else found
-        ws, ep = found
-        key = (*ws.key, ep.name.lower())
-        busy = self._busy(key, ep.name)
-        if busy is not None:
-            return busy
-        ep.state = "Deleting"
-        for dep in ep.deployments.values():
-            dep.state = "Deleting"
-
-        def finish(ok: bool) -> None:
-            ws.endpoints.pop(ep.name.lower(), None)
-
-        headers = self._start(ws, "delete", key, finish, lambda: Response.empty(204))
-        return Response.empty(202, headers)
-
-    def _list_keys(self, req: Request) -> Response:
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        _, ep = found
-        mode = str(ci_get(ci_get(ep.body, "properties") or {}, "authMode") or "")
-        if mode.lower() != "key":
-            return user_error(f"Keys are only available when authMode is Key (it is {mode}).")
-        return Response.json(200, dict(ep.keys))
-
-    def _regenerate_keys(self, req: Request) -> Response:
-        body = self._parse(req, "RegenerateEndpointKeysRequest")
-        if isinstance(body, Response):
-            return body
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep = found
-        which = (
-            "primaryKey" if str(ci_get(body, "keyType")).lower() == "primary" else "secondaryKey"
-        )
-        value = ci_get(body, "keyValue") or secrets.token_urlsafe(32)
-
-        def finish(ok: bool) -> None:
-            ep.keys[which] = str(value)
-
-        key = (*ws.key, ep.name.lower(), "keys")
-        return Response.empty(
-            202, self._start(ws, "post", key, finish, lambda: Response.empty(200))
-        )
-
-    def _token(self, req: Request) -> Response:
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        _, ep = found
-        mode = str(ci_get(ci_get(ep.body, "properties") or {}, "authMode") or "")
-        if mode.lower() == "key":
-            return user_error("Tokens are only available when authMode is AMLToken.")
-        import time
-
-        token = secrets.token_urlsafe(32)
-        ep.tokens.add(token)
-        now = int(time.time())
-        hour = 3600  # seconds a token lives, as the real service's tokens
-        return Response.json(
-            200,
-            {
-                "accessToken": token,
-                "tokenType": "Bearer",
-                "expiryTimeUtc": now + hour,
-                "refreshAfterTimeUtc": now + hour // 2,
-            },
-        )
-
-    # -- deployments -----------------------------------------------------------------------
-
-    def _list_deployments(self, req: Request) -> Response:
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep = found
-        items = [self.deployment_view(ws, ep, d) for _, d in sorted(ep.deployments.items())]
-        return Response.json(200, {"value": items})
-
-    def _get_deployment(self, req: Request) -> Response:
-        found = self._deployment(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep, dep = found
-        self._tick_get((*ws.key, ep.name.lower(), dep.name.lower()))
-        if dep.name.lower() not in ep.deployments:
-            return not_found("Online deployment", dep.name)
-        return Response.json(200, self.deployment_view(ws, ep, dep))
-
-    def _put_deployment(self, req: Request) -> Response:
-        assert req.match is not None
-        name = req.match["dep"]
-        refused = self._bad_name(name)
-        body = self._parse(req, "OnlineDeploymentTrackedResource") if refused is None else refused
-        if isinstance(body, Response):
-            return body
-        found = self._endpoint(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep = found
-        key = (*ws.key, ep.name.lower(), name.lower())
-        existing = ep.deployments.get(name.lower())
-        refused = self._check_deployment(ws, body, existing, key, name)
-        if refused is not None:
-            return refused
-        dep = self._store_deployment(ep, name, body, existing)
-        failure = self.s.failures.take_deployment(name)
-        headers = self._start(
-            ws, "put", key, lambda ok: self._settle(dep, ok), lambda: Response.empty(200), failure
-        )
-        return Response.json(201, self.deployment_view(ws, ep, dep), headers)
-
-    def _check_deployment(
-        self,
-        ws: Workspace,
-        body: JsonObj,
-        existing: Deployment | None,
-        key: tuple[str, ...],
-        name: str,
-    ) -> Response | None:
-        props = ci_get(body, "properties") or {}
-        if existing is not None:
-            old = ci_get(existing.body, "properties") or {}
-            refused = (
-                self._busy(key, name)
-                or self._immutable(existing.body, body, "location")
-                or self._immutable(old, props, "instanceType")
-                or self._immutable(old, props, "endpointComputeType")
-            )
-            if refused is not None:
-                return refused
-        model = ci_get(props, "model")
-        if model is None:
-            return None
-        ref = model_ref(ws, str(model))
-        if ref is None:
-            return user_error(
-                f"properties.model {model!r} is not a model version of this workspace "
-                "(use its ARM id or azureml:<name>:<version>).",
-                target="properties.model",
-            )
-        container = ws.models.get(ref[0].lower())
-        if container is None or ref[1] not in container.versions:
-            return user_error(
-                f"Model {ref[0]}:{ref[1]} was not found in workspace {ws.name!r}.",
-                target="properties.model",
-                inner="NotFound",
-            )
-        return None
-
-    def _store_deployment(
-        self, ep: Endpoint, name: str, body: JsonObj, existing: Deployment | None
-    ) -> Deployment:
-        stored = copy.deepcopy(body)
-        clean = strip(ci_get(stored, "properties") or {}, DEP_READONLY)
-        for k in ci_lookup(stored, "properties"):
-            del stored[k]
-        stored["properties"] = clean
-        for k in ("id", "name", "type", "systemData"):
-            for actual in ci_lookup(stored, k):
-                del stored[actual]
-        if existing is not None:
-            existing.body, existing.state = stored, "Updating"
-            existing.system_data = system_data(existing.system_data)
-            return existing
-        dep = Deployment(name=name, body=stored, system_data=system_data(None), state="Creating")
-        ep.deployments[name.lower()] = dep
-        return dep
-
-    def _patch_deployment(self, req: Request) -> Response:
-        body = self._parse(req, "PartialMinimalTrackedResourceWithSku")
-        if isinstance(body, Response):
-            return body
-        found = self._deployment(req)
-        if isinstance(found, Response):
-            return found
-        ws, ep, dep = found
-        key = (*ws.key, ep.name.lower(), dep.name.lower())
-        busy = self._busy(key, dep.name)
-        if busy is not None:
-            return busy
-        if ci_lookup(body, "tags"):
-            for k in ci_lookup(dep.body, "tags"):
-                del dep.body[k]
-            dep.body["tags"] = copy.deepcopy(ci_get(body, "tags"))
-        sku = ci_get(body, "sku")
-        if isinstance(sku, dict):
-            merged = dict(ci_get(dep.body, "sku") or {})
-            merged.update(sku)
-            for k in ci_lookup(dep.body, "sku"):
-                del dep.body[k]
-            dep.body["sku"] = merged
-        dep.state, dep.system_data = "Updating", system_data(dep.system_data)
-        headers = self._start(
-            ws,
-            "patch",
-            key,
-            lambda ok: self._settle(dep, ok),
-            lambda: Response.json(200, self.deployment_view(ws, ep, dep)),
-        )
-        return Response.empty(202, headers)
-
-    def _delete_deployment(self, req: Request) -> Response:
-        found = self._deployment(req)
-        if isinstance(found, Response):
-            return Response.empty(204) if found.status == 404 else found
-        ws, ep, dep = found
-        key = (*ws.key, ep.name.lower(), dep.name.lower())
-        busy = self._busy(key, dep.name)
-        if busy is not None:
-            return busy
-        props = ci_get(ep.body, "properties") or {}
-        live = rules.weight_of(ci_get(props, "traffic"), dep.name)
-        if live > 0:
-            return user_error(
-                f"Deployment {dep.name!r} has {live}% of the endpoint's live traffic; set its "
-                "traffic to 0 before deleting it.",
-                target="traffic",
-            )
-        mirror = ci_get(props, "mirrorTraffic")
-        if isinstance(mirror, dict):
-            for k in [k for k in mirror if k.lower() == dep.name.lower()]:
-                del mirror[k]
-        dep.state = "Deleting"
-
-        def finish(ok: bool) -> None:
-            ep.deployments.pop(dep.name.lower(), None)
-
-        headers = self._start(ws, "delete", key, finish, lambda: Response.empty(204))
-        return Response.empty(202, headers)
-
-    def _get_logs(self, req: Request) -> Response:
-        body = self._parse(req, "DeploymentLogsRequest")
-        if isinstance(body, Response):
-            return body
-        found = self._deployment(req)
-        if isinstance(found, Response):
-            return found
-        _, _, dep = found
-        return Response.json(200, {"content": f"{dep.name}: provisioningState {dep.state}\n"})
 
     # -- operations ------------------------------------------------------------------------
 
