@@ -458,6 +458,15 @@ def test_a_job_ends_failed_when_switched_or_when_its_trainer_raises(aml_blobs: A
     assert unbound.status_code == 400
 
 
+def test_a_running_job_can_be_made_to_show_not_responding_for_some_polls(aml_blobs: Aml) -> None:
+    aml = aml_blobs
+    aml.fake.azureml.job_not_responding("slow", polls=2)
+    aml.job("slow")
+    seen = aml.run_job("slow")
+    assert seen[:4] == ["Queued", "Running", "NotResponding", "Running"]
+    assert seen[-1] == "Completed"
+
+
 def test_cancel_moves_a_job_to_canceled(aml_blobs: Aml) -> None:
     aml = aml_blobs
     aml.job("c")
@@ -579,6 +588,27 @@ def test_scoring_serves_the_bike_demand_skops_model_a_job_trained(aml_blobs: Aml
     resp = requests.post(uri, json={"data": [row]}, headers=headers, verify=aml.verify, timeout=30)
     assert resp.status_code == 200 and isinstance(resp.json()[0], float)
     assert _score(aml, key).status_code == 404  # no live traffic and no header: nowhere to route
+
+
+def test_aml_token_endpoints_score_with_tokens_from_the_token_api(aml_blobs: Aml) -> None:
+    aml = aml_blobs
+    aml.job("v1")
+    aml.run_job("v1")
+    model = _register_output(aml, "v1", "1")
+    aml.ready(
+        aml.call(
+            "PUT",
+            "/onlineEndpoints/ep",
+            {"location": "eastus", "properties": {"authMode": "AMLToken"}},
+        )
+    )
+    aml.ready(aml.deployment("ep", "blue", model))
+    aml.wait(aml.set_traffic("ep", {"blue": 100}))
+    assert aml.call("POST", "/onlineEndpoints/ep/listKeys").status_code == 400
+    token = aml.call("POST", "/onlineEndpoints/ep/token").json()
+    assert token["tokenType"] == "Bearer" and token["expiryTimeUtc"] > token["refreshAfterTimeUtc"]
+    assert _score(aml, "not-a-token").status_code == 401
+    assert _score(aml, token["accessToken"]).status_code == 200
 
 
 # -- responses against the swagger, seeding --------------------------------------------------

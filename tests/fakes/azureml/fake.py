@@ -273,6 +273,11 @@ class FakeAzureML:
         with self.lock:
             self.state.failures.jobs.append((name, message))
 
+    def job_not_responding(self, name: str, polls: int = 2, status: str = "NotResponding") -> None:
+        """Once job ``name`` runs, its next ``polls`` GETs show ``status``, then it carries on."""
+        with self.lock:
+            self.state.failures.blips[name.lower()] = (status, polls)
+
     def job_output_uri(self, ws: Workspace, job: str, output: str) -> str | None:
         rec = ws.jobs.get(job.lower())
         if rec is None:

@@ -33,6 +33,10 @@ Wire behaviour:
   and then ``Canceled``; its outputs are not written. Cancelling a finished job is 200, no-op.
 * Outputs without ``uri`` go to ``azureml://datastores/<default>/paths/azureml/<job>/<output>/``
   and GET shows that ``uri`` (inference: the service's default output path).
+* ``FakeAzureML.job_not_responding(name, polls, status)`` makes a running job show
+  ``NotResponding`` (or ``Unknown``) for that many polls before it carries on: the statuses a
+  client must keep polling through (the swagger: NotResponding "is the only state that is exempt
+  from strict transition orders").
 * A failed job's message is in ``properties.properties["azureml.error"]`` (a fake-only
   convenience: the swagger's ``JobBase`` has no error field; the real message lives in run
   history).
@@ -362,10 +366,26 @@ class JobApi:
             if job.polls >= self.job_queue_polls:
                 job.status = "Running"
                 self._launch(ws, job)
+        elif job.status in ("Running", "NotResponding", "Unknown") and self._blip(job):
+            return
         elif job.status == "Running" and job.done.is_set():
             outcome = job.outcome or "Completed"
             job.status, _, message = outcome.partition(":")
             job.error = message or None
+
+    def _blip(self, job: JobRec) -> bool:
+        """An injected ``NotResponding``/``Unknown`` spell: shown for N polls, then Running."""
+        spell = self.s.failures.blips.get(job.name.lower())
+        if spell is None:
+            return False
+        status, polls = spell
+        if polls <= 0:
+            del self.s.failures.blips[job.name.lower()]
+            job.status = "Running"
+            return True
+        self.s.failures.blips[job.name.lower()] = (status, polls - 1)
+        job.status = status
+        return True
 
     def _launch(self, ws: Workspace, job: JobRec) -> None:
         if job.outcome is not None:  # an injected failure: no training at all

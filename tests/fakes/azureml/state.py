@@ -106,6 +106,7 @@ class Failures:
 
     deployments: list[tuple[str | None, JsonObj]] = field(default_factory=list)
     jobs: list[tuple[str | None, str]] = field(default_factory=list)
+    blips: dict[str, tuple[str, int]] = field(default_factory=dict)  # job -> (status, polls)
 
     def take_deployment(self, name: str) -> JsonObj | None:
         for i, (target, err) in enumerate(self.deployments):
