@@ -280,6 +280,42 @@ def test_deployment_patch_cannot_change_the_model_and_put_cannot_change_instance
     assert moved.status_code == 400 and moved.json()["error"]["innerError"]["code"] == "Immutable"
 
 
+def test_lists_page_with_next_link(aml: Aml) -> None:
+    aml.fake.azureml.state.page_size = 2
+    for name in ("a", "b", "c"):
+        aml.wait(aml.endpoint(name))
+    first = aml.call("GET", "/onlineEndpoints").json()
+    assert [e["name"] for e in first["value"]] == ["a", "b"]
+    second = aml.call("GET", first["nextLink"]).json()
+    assert [e["name"] for e in second["value"]] == ["c"] and "nextLink" not in second
+
+
+def test_the_azure_sdk_generic_resources_client_drives_the_lros(aml: Aml) -> None:
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    from .arm import StaticTokenCredential
+
+    aml.fake.azureml.state.ops.retry_after_s = 0  # below the swagger's 10 s: keeps the test fast
+    client = ResourceManagementClient(
+        StaticTokenCredential(),
+        SUB,
+        base_url=aml.base,
+        credential_scopes=["https://fake-arm.local/.default"],
+        polling_interval=0,
+        connection_verify=aml.verify,
+    )
+    rid = f"{WS_ID}/onlineEndpoints/sdk"
+    body = {"location": "eastus", "properties": {"authMode": "Key"}}
+    created = client.resources.begin_create_or_update_by_id(rid, body, api_version=API).result()
+    assert (created.properties or {})["provisioningState"] == "Succeeded"
+    patched = client.resources.begin_update_by_id(
+        rid, {"tags": {"a": "b"}}, api_version=API
+    ).result()
+    assert patched.tags == {"a": "b"}
+    client.resources.begin_delete_by_id(rid, api_version=API).result()
+    assert aml.call("GET", "/onlineEndpoints/sdk").status_code == 404
+
+
 # -- traffic rules ---------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from .common import (
     WS_PATH,
     arm_error,
     not_found,
+    page,
     parse_json_object,
     system_data,
     user_error,
@@ -204,7 +205,8 @@ class AssetApi:
         top = req.query1("$top")
         if top and top.isdigit():
             items = items[: int(top)]
-        return Response.json(200, {"value": [self.version_view(ws, c, v) for v in items]})
+        views = [self.version_view(ws, c, v) for v in items]
+        return page(req, views, self.s.page_size, self.s.base_url)
 
     def _get_version(self, req: Request) -> Response:
         found = self._container_of(req)
@@ -296,7 +298,7 @@ class AssetApi:
         if isinstance(ws, Response):
             return ws
         items = [self.datastore_view(ws, name) for name in sorted(ws.datastores)]
-        return Response.json(200, {"value": items})
+        return page(req, items, self.s.page_size, self.s.base_url)
 
     def _get_datastore(self, req: Request) -> Response:
         ws = self._ws(req)

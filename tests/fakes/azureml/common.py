@@ -93,6 +93,20 @@ def validation_error(issues: list[Issue]) -> Response:
     )
 
 
+def page(req: Request, items: list[JsonObj], size: int, base_url: str) -> Response:
+    """One page of a pageable list (``{"value", "nextLink"}``); ``$skip`` carries the offset.
+    The real continuation token is opaque; clients must follow ``nextLink`` as given."""
+    try:
+        start = int(req.query1("$skip") or 0)
+    except ValueError:
+        return user_error("The $skip continuation token is invalid.", target="$skip")
+    body: JsonObj = {"value": items[start : start + size]}
+    if start + size < len(items):
+        query = "&".join(f"{k}={v}" for k, vs in req.query.items() if k != "$skip" for v in vs)
+        body["nextLink"] = f"{base_url}{req.path}?{query}&$skip={start + size}"
+    return Response.json(200, body)
+
+
 def not_found(kind: str, name: str) -> Response:
     return arm_error(404, "UserError", f"{kind} {name!r} was not found.", inner="NotFound")
 

@@ -12,7 +12,7 @@ from tests.fakes.httpserver import Request, Response
 from tests.fakes.swagger import ci_get, ci_lookup
 
 from . import traffic as rules
-from .common import not_found, system_data, user_error
+from .common import not_found, page, system_data, user_error
 from .online import DEP_READONLY, OnlineBase, model_ref, strip
 from .state import Deployment, Endpoint, Workspace
 
@@ -28,7 +28,7 @@ class DeploymentHandlers(OnlineBase):
             return found
         ws, ep = found
         items = [self.deployment_view(ws, ep, d) for _, d in sorted(ep.deployments.items())]
-        return Response.json(200, {"value": items})
+        return page(req, items, self.s.page_size, self.s.base_url)
 
     def _get_deployment(self, req: Request) -> Response:
         found = self._deployment(req)

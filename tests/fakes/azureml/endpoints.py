@@ -15,7 +15,7 @@ from tests.fakes.httpserver import Request, Response
 from tests.fakes.swagger import ci_get, ci_lookup
 
 from . import traffic as rules
-from .common import arm_error, not_found, system_data, user_error
+from .common import arm_error, not_found, page, system_data, user_error
 from .online import EP_READONLY, OnlineBase, strip
 from .state import Endpoint, Workspace, new_keys
 
@@ -29,9 +29,8 @@ class EndpointHandlers(OnlineBase):
         ws = self._ws(req)
         if isinstance(ws, Response):
             return ws
-        return Response.json(
-            200, {"value": [self.endpoint_view(ws, e) for _, e in sorted(ws.endpoints.items())]}
-        )
+        items = [self.endpoint_view(ws, e) for _, e in sorted(ws.endpoints.items())]
+        return page(req, items, self.s.page_size, self.s.base_url)
 
     def _get_endpoint(self, req: Request) -> Response:
         found = self._endpoint(req)

@@ -59,6 +59,7 @@ class FakeAzureML:
         get_advances_lro: bool = True,
         trainers: dict[str, Trainer] | None = None,
         default_trainer: Trainer | None = None,
+        page_size: int = 100,
     ) -> None:
         self.lock = threading.RLock()
         self.blob_connection_string = blob_connection_string
@@ -69,6 +70,7 @@ class FakeAzureML:
             blobs=BlobStore(blob_connection_string),
             lock=self.lock,
             get_advances_lro=get_advances_lro,
+            page_size=page_size,
         )
         self.online = OnlineApi(self.state)
         self.assets = AssetApi(self.state)

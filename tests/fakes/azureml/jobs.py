@@ -64,6 +64,7 @@ from .common import (
     Operation,
     arm_error,
     not_found,
+    page,
     parse_json_object,
     system_data,
     user_error,
@@ -216,7 +217,7 @@ class JobApi:
             for _, j in sorted(ws.jobs.items())
             if not tag or tag.split("=")[0] in (ci_get(j.body["properties"], "tags") or {})
         ]
-        return Response.json(200, {"value": items})
+        return page(req, items, self.s.page_size, self.s.base_url)
 
     def _get(self, req: Request) -> Response:
         found = self._job(req)

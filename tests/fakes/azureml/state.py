@@ -133,6 +133,7 @@ class State:
     blobs: BlobStore
     lock: threading.RLock
     get_advances_lro: bool = True
+    page_size: int = 100  # items per list page before nextLink (inference: undocumented)
     workspaces: dict[tuple[str, str, str], Workspace] = field(default_factory=dict)
     failures: Failures = field(default_factory=Failures)
     server_url: Callable[[], str] = field(default=lambda: "")

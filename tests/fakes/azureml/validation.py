@@ -74,8 +74,8 @@ class StrictValidator(SwaggerValidator):
         if dispatch and isinstance(inst, dict):
             names, closed = self._flatten(self._concrete(name, inst))
             if closed:
-                for key in inst:
-                    if key.lower() not in names:
+                for key, value in inst.items():
+                    if key.lower() not in names and value is not None:  # null = not given
                         where = f"{path}.{key}" if path else key
                         issues.append(Issue(where, "is not a property of this definition"))
         super()._check_def(name, inst, path, issues, dispatch)
