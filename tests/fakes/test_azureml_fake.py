@@ -503,6 +503,28 @@ def test_a_running_job_can_be_made_to_show_not_responding_for_some_polls(aml_blo
     assert seen[-1] == "Completed"
 
 
+def test_a_job_past_its_limits_timeout_is_canceled(aml_blobs: Aml) -> None:
+    import threading
+
+    aml = aml_blobs
+    release = threading.Event()
+
+    def slow(**kwargs: Any) -> None:
+        release.wait(10)  # seconds; the test releases it as soon as the job is cancelled
+        aml_linear_trainer(**kwargs)
+
+    aml.fake.azureml.jobs.register_trainer("slow-code", slow)
+    aml.job("late", codeId="slow-code", limits={"jobLimitsType": "Command", "timeout": "PT0.2S"})
+    try:
+        assert aml.run_job("late")[-1] == "Canceled"
+    finally:
+        release.set()
+    aml.fake.azureml.wait_jobs_idle(5)
+    ws = aml.fake.azureml.workspace(SUB, RG, WS)
+    container = ws.datastores["workspaceblobstore"]["properties"]["containerName"]
+    assert aml.fake.azureml.state.blobs.list(container, "azureml/late/") == []
+
+
 def test_cancel_moves_a_job_to_canceled(aml_blobs: Aml) -> None:
     aml = aml_blobs
     aml.job("c")

@@ -37,6 +37,8 @@ Wire behaviour:
   ``NotResponding`` (or ``Unknown``) for that many polls before it carries on: the statuses a
   client must keep polling through (the swagger: NotResponding "is the only state that is exempt
   from strict transition orders").
+* ``limits.timeout`` (ISO 8601) is enforced: a job still running after it shows ``Canceled``
+  on the next poll and writes no outputs (swagger: "after which the job will be cancelled").
 * A failed job's message is in ``properties.properties["azureml.error"]`` (a fake-only
   convenience: the swagger's ``JobBase`` has no error field; the real message lives in run
   history).
@@ -50,6 +52,7 @@ import importlib.util
 import logging
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,22 @@ def load_trainer(spec: str) -> Trainer:
     if not callable(fn):
         raise TypeError(f"{spec} is not callable")
     return fn  # type: ignore[no-any-return]
+
+
+_DURATION = re.compile(
+    r"P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?",
+    re.I,
+)
+
+
+def parse_duration(value: Any) -> float | None:
+    """ISO 8601 ``PnDTnHnMnS`` → seconds (None when absent or unparsable)."""
+    m = _DURATION.fullmatch(str(value or ""))
+    if not value or m is None:
+        return None
+    days, hours, minutes, seconds = (float(m[k] or 0) for k in ("d", "h", "m", "s"))
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def _canonical(props: JsonObj, defaults: dict[str, str]) -> JsonObj:
@@ -366,13 +385,28 @@ class JobApi:
             job.polls += 1
             if job.polls >= self.job_queue_polls:
                 job.status = "Running"
+                job.started = time.monotonic()
                 self._launch(ws, job)
         elif job.status in ("Running", "NotResponding", "Unknown") and self._blip(job):
             return
+        elif job.status == "Running" and self._timed_out(job):
+            job.cancel.set()
+            job.status = "Canceled"
+            job.error = "The job exceeded limits.timeout and was cancelled."
         elif job.status == "Running" and job.done.is_set():
             outcome = job.outcome or "Completed"
             job.status, _, message = outcome.partition(":")
             job.error = message or None
+
+    @staticmethod
+    def _timed_out(job: JobRec) -> bool:
+        limit = parse_duration(ci_get(ci_get(job.body["properties"], "limits") or {}, "timeout"))
+        return (
+            limit is not None
+            and job.started is not None
+            and not job.done.is_set()
+            and time.monotonic() - job.started > limit
+        )
 
     def _blip(self, job: JobRec) -> bool:
         """An injected ``NotResponding``/``Unknown`` spell: shown for N polls, then Running."""

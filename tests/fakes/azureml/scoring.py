@@ -19,7 +19,9 @@ service does (Microsoft Learn, safe rollout and "Troubleshoot online endpoints")
   header (inference from the SDK's use of the header).
 * The fake's scoring script accepts ``{"data": [row, ...]}`` (or a bare list of rows) and answers
   the list of predictions. Any failure inside the "container" (bad body, model not loadable,
-  deployment not ``Succeeded``) is 424, as the docs say for a non-200 from the container.
+  deployment still ``Creating`` or ``Failed``/``Deleting``) is 424, as the docs say for a non-200
+  from the container. A deployment ``Updating``/``Scaling`` keeps serving (inference: managed
+  deployments update in place, rolling).
 
 Models load from the registered model version's ``modelUri`` blobs, never by unpickling: a JSON
 linear model (``tests.fakes.trainers.aml_linear_trainer``) or a skops bike-demand model
@@ -49,6 +51,7 @@ JsonObj = dict[str, Any]
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 BIKE_TRAINER = Path(__file__).resolve().parents[3] / "examples" / "bike_rental" / "train.py"
+SERVING_STATES = frozenset({"Succeeded", "Updating", "Scaling"})
 MIRROR_KEY = "\0mirror"  # round-robin credit slot of the mirror share (not a deployment name)
 
 
@@ -205,8 +208,8 @@ class ScoringApi:
 
     def _model_location(self, ws: Workspace, dep: Deployment) -> tuple[str, str, str] | str:
         """(cache key, container, blob path or prefix) of a deployment's model, or why not."""
-        if dep.state != "Succeeded":
-            return f"deployment {dep.name!r} is {dep.state}, not Succeeded"
+        if dep.state not in SERVING_STATES:
+            return f"deployment {dep.name!r} is {dep.state}, not serving"
         model = ci_get(ci_get(dep.body, "properties") or {}, "model")
         ref = model_ref(ws, str(model)) if model else None
         container = ws.models.get(ref[0].lower()) if ref else None

@@ -67,6 +67,7 @@ class JobRec:
     status: str = "NotStarted"
     error: str | None = None
     polls: int = 0
+    started: float | None = None  # time.monotonic() when it began Running
     thread: threading.Thread | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
