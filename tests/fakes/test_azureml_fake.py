@@ -329,6 +329,9 @@ def test_traffic_must_name_existing_deployments_and_total_100_or_0(aml: Aml) -> 
     assert aml.set_traffic("ep", {"blue": 60, "green": 30}).status_code == 400
     assert aml.set_traffic("ep", {"blue": -10, "green": 110}).status_code == 400
     assert aml.wait(aml.set_traffic("ep", {"blue": 0})).json()["status"] == "Succeeded"  # 0: off
+    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {}
+    aml.wait(aml.set_traffic("ep", {"blue": 100, "green": 0}))
+    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {"blue": 100}
     assert (
         aml.wait(aml.set_traffic("ep", {"blue": 90, "green": 10})).json()["status"] == "Succeeded"
     )

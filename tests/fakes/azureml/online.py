@@ -20,6 +20,11 @@ Rules, each from the swagger subset unless marked:
   its ``endpointComputeType``: changing one on PUT is a 400 ``UserError`` / ``Immutable``.
 * ``keys`` is create-only and "always returned as null": GET shows ``"keys": null``; use
   ``listKeys``.
+* GET shows ``traffic`` and ``mirrorTraffic`` without their 0 entries (``{}`` when none): a
+  deployment absent from the map has 0. Inference from azure-ai-ml, whose
+  ``OnlineEndpointOperations.get`` "populate[s] deployments without traffic with zeroes" and
+  whose ``begin_create_or_update`` strips zeroes before the PUT
+  (``azure/ai/ml/operations/_online_endpoint_operations.py``, 1.35.2).
 * A deployment's ``model`` must name an existing model version of the workspace, as its ARM id
   (``/subscriptions/.../models/{name}/versions/{v}``) or ``azureml:{name}:{version}``
   (inference: the reference found only the SDK's message for these forms).
@@ -40,6 +45,7 @@ from typing import Any
 from tests.fakes.httpserver import Request, Response
 from tests.fakes.swagger import ci_get, ci_lookup
 
+from . import traffic as rules
 from .common import (
     PROVIDER,
     Operation,
@@ -175,8 +181,10 @@ class OnlineBase:
     def endpoint_view(self, ws: Workspace, ep: Endpoint) -> JsonObj:
         props = strip(ci_get(ep.body, "properties") or {}, EP_READONLY)
         for key in ("traffic", "mirrorTraffic"):
-            if not ci_lookup(props, key) or ci_get(props, key) is None:
-                props[key] = {}
+            shown = {k: v for k, v in rules.weights(ci_get(props, key)).items() if v != 0}
+            for actual in ci_lookup(props, key):
+                del props[actual]
+            props[key] = shown
         props["keys"] = None
         props["provisioningState"] = ep.state
         base = self.scoring_base(ws, ep)
