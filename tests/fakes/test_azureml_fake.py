@@ -456,8 +456,7 @@ def test_a_command_job_trains_for_real_and_writes_its_outputs_to_blobs(aml_blobs
     assert created.status_code == 201 and created.json()["properties"]["status"] == "NotStarted"
     assert aml.run_job("train-fp-1")[:3] == ["Queued", "Running", "Completed"]
     job = aml.call("GET", "/jobs/train-fp-1").json()["properties"]
-    model_uri = job["outputs"]["model"]["uri"]
-    assert model_uri == "azureml://datastores/workspaceblobstore/paths/azureml/train-fp-1/model/"
+    assert "uri" not in job["outputs"]["model"]  # the service does not report default locations
     ws = aml.fake.azureml.workspace(SUB, RG, WS)
     container = ws.datastores["workspaceblobstore"]["properties"]["containerName"]
     blobs = aml.fake.azureml.state.blobs
@@ -465,6 +464,11 @@ def test_a_command_job_trains_for_real_and_writes_its_outputs_to_blobs(aml_blobs
     assert model["kind"] == "linear" and model["a"] == pytest.approx(2.0, abs=0.1)
     evaluation = blobs.read(container, "azureml/train-fp-1/evaluation/evaluation.csv").decode()
     assert evaluation.startswith("Root Mean Squared Error,Coefficient of Determination\n")
+    chosen = "azureml://datastores/workspaceblobstore/paths/models/fp-2/"
+    outputs = {"model": {"jobOutputType": "custom_model", "uri": chosen}}
+    aml.job("train-fp-2", outputs=outputs, command="python train.py")
+    assert aml.run_job("train-fp-2")[-1] == "Completed"
+    assert json.loads(blobs.read(container, "models/fp-2/model"))["kind"] == "linear"
 
 
 def test_put_of_an_existing_job_returns_it_and_refuses_other_changes(aml_blobs: Aml) -> None:

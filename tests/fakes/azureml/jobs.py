@@ -32,7 +32,11 @@ Wire behaviour:
 * ``POST .../cancel`` → 202 + ``Location`` + ``Retry-After``; the job shows ``CancelRequested``
   and then ``Canceled``; its outputs are not written. Cancelling a finished job is 200, no-op.
 * Outputs without ``uri`` go to ``azureml://datastores/<default>/paths/azureml/<job>/<output>/``
-  and GET shows that ``uri`` (inference: the service's default output path).
+  and GET does *not* report that location (the output shows as submitted, ``uri`` absent):
+  azure-ai-ml's ``JobOperations._get_named_output_uri`` says "A job's output is not always
+  reported in the outputs dict" and probes ``azureml/{job_name}/{name}/`` on the default
+  datastore first (``azure/ai/ml/operations/_job_operations.py``, 1.35.2). A client that needs
+  the location gives ``uri`` itself, or names the output as ``azureml://jobs/<job>/outputs/<o>``.
 * ``FakeAzureML.job_not_responding(name, polls, status)`` makes a running job show
   ``NotResponding`` (or ``Unknown``) for that many polls before it carries on: the statuses a
   client must keep polling through (the swagger: NotResponding "is the only state that is exempt
@@ -186,10 +190,6 @@ class JobApi:
 
     def view(self, ws: Workspace, job: JobRec) -> JsonObj:
         props = copy.deepcopy(job.body["properties"])
-        defaults = self.default_outputs(ws, job.name, props)
-        for name, spec in (ci_get(props, "outputs") or {}).items():
-            if isinstance(spec, dict) and ci_get(spec, "uri") is None:
-                spec["uri"] = defaults[name]
         if not ci_lookup(props, "experimentName"):
             props["experimentName"] = "Default"
         if job.error is not None:
