@@ -35,6 +35,7 @@ WS_ID = (
 BIKE_TRAINER = Path(__file__).resolve().parents[2] / "examples" / "bike_rental" / "train.py"
 BIKE_CODE = f"{WS_ID}/codes/bike/versions/1"
 POLLS = 50  # upper bound on polls of any one operation or job in these tests
+BAD_SHORT = "ep"  # two characters: below the minimum of three
 TRAIN_CSV = "x,y\n1,2.1\n2,3.9\n3,6.2\n4,7.8\n5,10.1\n"
 
 
@@ -186,9 +187,9 @@ def _seed_model(aml: Aml, name: str = "m", version: str = "1") -> str:
 
 
 def _with_blue(aml: Aml) -> None:
-    aml.ready(aml.endpoint("ep"))
-    aml.ready(aml.deployment("ep", "blue", _seed_model(aml)))
-    aml.wait(aml.set_traffic("ep", {"blue": 100}))
+    aml.ready(aml.endpoint("bikes"))
+    aml.ready(aml.deployment("bikes", "blue", _seed_model(aml)))
+    aml.wait(aml.set_traffic("bikes", {"blue": 100}))
 
 
 # -- gate, validation, LRO shapes ------------------------------------------------------------
@@ -206,7 +207,7 @@ def test_every_request_needs_a_bearer_token_and_a_supported_api_version(aml: Aml
 
 
 def test_endpoint_put_is_an_lro_whose_final_state_comes_from_the_original_uri(aml: Aml) -> None:
-    resp = aml.endpoint("ep", keys={"primaryKey": "k1", "secondaryKey": "k2"})
+    resp = aml.endpoint("bikes", keys={"primaryKey": "k1", "secondaryKey": "k2"})
     assert resp.status_code == 201
     assert "/mfeOperationsStatus/" in resp.headers["Azure-AsyncOperation"]
     assert resp.headers["x-ms-async-operation-timeout"] == "PT1H"
@@ -214,29 +215,36 @@ def test_endpoint_put_is_an_lro_whose_final_state_comes_from_the_original_uri(am
     first = aml.call("GET", resp.headers["Azure-AsyncOperation"]).json()
     assert first["status"] == "InProgress"  # lro_polls=1: one poll in progress
     assert aml.call("GET", resp.headers["Azure-AsyncOperation"]).json()["status"] == "Succeeded"
-    final = aml.call("GET", "/onlineEndpoints/ep").json()
-    assert final["id"] == f"{WS_ID}/onlineEndpoints/ep"
+    final = aml.call("GET", "/onlineEndpoints/bikes").json()
+    assert final["id"] == f"{WS_ID}/onlineEndpoints/bikes"
     assert final["type"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
     assert set(final["systemData"]) >= {"createdAt", "createdBy", "lastModifiedAt"}
     props = final["properties"]
     assert props["provisioningState"] == "Succeeded" and props["keys"] is None
-    assert props["scoringUri"].endswith("/inference/eastus/ep/score")
+    assert props["scoringUri"].endswith("/inference/eastus/bikes/score")
     assert props["traffic"] == {} and props["mirrorTraffic"] == {}
-    keys = aml.call("POST", "/onlineEndpoints/ep/listKeys").json()
+    keys = aml.call("POST", "/onlineEndpoints/bikes/listKeys").json()
     assert keys == {"primaryKey": "k1", "secondaryKey": "k2"}
 
 
+def test_endpoint_and_deployment_names_follow_the_service_rules(aml: Aml) -> None:
+    for bad in (BAD_SHORT, "1ep", "ep-", "e_p", "e" * 33):
+        resp = aml.endpoint(bad)
+        assert resp.status_code == 400 and resp.json()["error"]["target"] == "name", bad
+    assert aml.endpoint("e" * 32).status_code == 201
+
+
 def test_a_body_that_breaks_the_swagger_is_a_400_naming_the_field(aml: Aml) -> None:
-    missing = aml.call("PUT", "/onlineEndpoints/ep", {"location": "eastus", "properties": {}})
+    missing = aml.call("PUT", "/onlineEndpoints/bikes", {"location": "eastus", "properties": {}})
     assert missing.status_code == 400
     assert missing.json()["error"]["target"] == "properties.authMode"
-    typed = aml.endpoint("ep", traffic={"blue": "all"})  # type: ignore[dict-item]
+    typed = aml.endpoint("bikes", traffic={"blue": "all"})  # type: ignore[dict-item]
     assert (
         typed.status_code == 400 and "properties.traffic.blue" in typed.json()["error"]["message"]
     )
     unknown = aml.call(
         "PUT",
-        "/onlineEndpoints/ep",
+        "/onlineEndpoints/bikes",
         {"location": "eastus", "properties": {"authMode": "Key"}, "colour": "blue"},
     )
     assert unknown.status_code == 400 and unknown.json()["error"]["target"] == "colour"
@@ -246,10 +254,10 @@ def test_a_body_that_breaks_the_swagger_is_a_400_naming_the_field(aml: Aml) -> N
 
 
 def test_endpoint_patch_changes_tags_and_identity_only(aml: Aml) -> None:
-    aml.ready(aml.endpoint("ep"))
-    refused = aml.call("PATCH", "/onlineEndpoints/ep", {"properties": {"traffic": {}}})
+    aml.ready(aml.endpoint("bikes"))
+    refused = aml.call("PATCH", "/onlineEndpoints/bikes", {"properties": {"traffic": {}}})
     assert refused.status_code == 400 and refused.json()["error"]["target"] == "properties"
-    resp = aml.call("PATCH", "/onlineEndpoints/ep", {"tags": {"owner": "retrain"}})
+    resp = aml.call("PATCH", "/onlineEndpoints/bikes", {"tags": {"owner": "retrain"}})
     assert resp.status_code == 202
     assert "/mfeOperationResults/" in resp.headers["Location"]
     assert int(resp.headers["Retry-After"]) >= 10  # swagger: Retry-After 10..600
@@ -264,30 +272,30 @@ def test_deployment_patch_cannot_change_the_model_and_put_cannot_change_instance
     _with_blue(aml)
     other = _seed_model(aml, "m", "2")
     refused = aml.call(
-        "PATCH", "/onlineEndpoints/ep/deployments/blue", {"properties": {"model": other}}
+        "PATCH", "/onlineEndpoints/bikes/deployments/blue", {"properties": {"model": other}}
     )
     assert refused.status_code == 400 and "properties" in refused.json()["error"]["message"]
     ok = aml.call(
         "PATCH",
-        "/onlineEndpoints/ep/deployments/blue",
+        "/onlineEndpoints/bikes/deployments/blue",
         {"sku": {"capacity": 2}, "tags": {"a": "b"}},
     )
     assert ok.status_code == 202 and aml.wait(ok).json()["sku"] == {
         "name": "Default",
         "capacity": 2,
     }
-    moved = aml.deployment("ep", "blue", other, instanceType="Standard_F2s_v2")
+    moved = aml.deployment("bikes", "blue", other, instanceType="Standard_F2s_v2")
     assert moved.status_code == 400 and moved.json()["error"]["innerError"]["code"] == "Immutable"
 
 
 def test_lists_page_with_next_link(aml: Aml) -> None:
     aml.fake.azureml.state.page_size = 2
-    for name in ("a", "b", "c"):
+    for name in ("aaa", "bbb", "ccc"):
         aml.wait(aml.endpoint(name))
     first = aml.call("GET", "/onlineEndpoints").json()
-    assert [e["name"] for e in first["value"]] == ["a", "b"]
+    assert [e["name"] for e in first["value"]] == ["aaa", "bbb"]
     second = aml.call("GET", first["nextLink"]).json()
-    assert [e["name"] for e in second["value"]] == ["c"] and "nextLink" not in second
+    assert [e["name"] for e in second["value"]] == ["ccc"] and "nextLink" not in second
 
 
 def test_the_azure_sdk_generic_resources_client_drives_the_lros(aml: Aml) -> None:
@@ -320,22 +328,25 @@ def test_the_azure_sdk_generic_resources_client_drives_the_lros(aml: Aml) -> Non
 
 
 def test_traffic_must_name_existing_deployments_and_total_100_or_0(aml: Aml) -> None:
-    aml.ready(aml.endpoint("ep"))
-    missing = aml.set_traffic("ep", {"blue": 100})
+    aml.ready(aml.endpoint("bikes"))
+    missing = aml.set_traffic("bikes", {"blue": 100})
     assert missing.status_code == 400 and "'blue'" in missing.json()["error"]["message"]
     model = _seed_model(aml)
-    aml.ready(aml.deployment("ep", "blue", model))
-    aml.ready(aml.deployment("ep", "green", model))
-    assert aml.set_traffic("ep", {"blue": 60, "green": 30}).status_code == 400
-    assert aml.set_traffic("ep", {"blue": -10, "green": 110}).status_code == 400
-    assert aml.wait(aml.set_traffic("ep", {"blue": 0})).json()["status"] == "Succeeded"  # 0: off
-    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {}
-    aml.wait(aml.set_traffic("ep", {"blue": 100, "green": 0}))
-    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {"blue": 100}
+    aml.ready(aml.deployment("bikes", "blue", model))
+    aml.ready(aml.deployment("bikes", "green", model))
+    assert aml.set_traffic("bikes", {"blue": 60, "green": 30}).status_code == 400
+    assert aml.set_traffic("bikes", {"blue": -10, "green": 110}).status_code == 400
+    assert aml.wait(aml.set_traffic("bikes", {"blue": 0})).json()["status"] == "Succeeded"  # 0: off
+    assert aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["traffic"] == {}
+    aml.wait(aml.set_traffic("bikes", {"blue": 100, "green": 0}))
+    assert aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["traffic"] == {
+        "blue": 100
+    }
     assert (
-        aml.wait(aml.set_traffic("ep", {"blue": 90, "green": 10})).json()["status"] == "Succeeded"
+        aml.wait(aml.set_traffic("bikes", {"blue": 90, "green": 10})).json()["status"]
+        == "Succeeded"
     )
-    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {
+    assert aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["traffic"] == {
         "blue": 90,
         "green": 10,
     }
@@ -344,42 +355,44 @@ def test_traffic_must_name_existing_deployments_and_total_100_or_0(aml: Aml) -> 
 def test_mirror_traffic_is_at_most_50_to_one_deployment_that_has_no_live_traffic(aml: Aml) -> None:
     _with_blue(aml)
     model = _seed_model(aml, "m", "1")
-    aml.ready(aml.deployment("ep", "green", model))
-    aml.ready(aml.deployment("ep", "red", model))
-    over = aml.set_traffic("ep", {"blue": 100}, {"green": 60})
+    aml.ready(aml.deployment("bikes", "green", model))
+    aml.ready(aml.deployment("bikes", "red", model))
+    over = aml.set_traffic("bikes", {"blue": 100}, {"green": 60})
     assert over.status_code == 400 and "50" in over.json()["error"]["message"]
-    assert aml.set_traffic("ep", {"blue": 100}, {"green": 10, "red": 10}).status_code == 400
-    assert aml.set_traffic("ep", {"blue": 100}, {"blue": 10}).status_code == 400  # live and mirror
+    assert aml.set_traffic("bikes", {"blue": 100}, {"green": 10, "red": 10}).status_code == 400
     assert (
-        aml.wait(aml.set_traffic("ep", {"blue": 100}, {"green": 50})).json()["status"]
+        aml.set_traffic("bikes", {"blue": 100}, {"blue": 10}).status_code == 400
+    )  # live and mirror
+    assert (
+        aml.wait(aml.set_traffic("bikes", {"blue": 100}, {"green": 50})).json()["status"]
         == "Succeeded"
     )
 
 
 def test_a_deployment_with_live_traffic_cannot_be_deleted(aml: Aml) -> None:
     _with_blue(aml)
-    aml.ready(aml.deployment("ep", "green", _seed_model(aml, "m", "1")))
-    refused = aml.call("DELETE", "/onlineEndpoints/ep/deployments/blue")
+    aml.ready(aml.deployment("bikes", "green", _seed_model(aml, "m", "1")))
+    refused = aml.call("DELETE", "/onlineEndpoints/bikes/deployments/blue")
     assert refused.status_code == 400 and "traffic" in refused.json()["error"]["message"]
-    resp = aml.call("DELETE", "/onlineEndpoints/ep/deployments/green")
+    resp = aml.call("DELETE", "/onlineEndpoints/bikes/deployments/green")
     assert resp.status_code == 202 and "Location" in resp.headers
     assert (
-        aml.call("GET", "/onlineEndpoints/ep/deployments/green").json()["properties"][
+        aml.call("GET", "/onlineEndpoints/bikes/deployments/green").json()["properties"][
             "provisioningState"
         ]
         == "Deleting"
     )
     assert aml.wait(resp).status_code == 204
-    assert aml.call("GET", "/onlineEndpoints/ep/deployments/green").status_code == 404
-    assert aml.call("DELETE", "/onlineEndpoints/ep/deployments/green").status_code == 204
+    assert aml.call("GET", "/onlineEndpoints/bikes/deployments/green").status_code == 404
+    assert aml.call("DELETE", "/onlineEndpoints/bikes/deployments/green").status_code == 204
 
 
 def test_a_second_write_while_an_operation_runs_is_a_conflict(aml: Aml) -> None:
-    first = aml.endpoint("ep")
-    again = aml.endpoint("ep", description="second")
+    first = aml.endpoint("bikes")
+    again = aml.endpoint("bikes", description="second")
     assert again.status_code == 409
     aml.wait(first)
-    assert aml.endpoint("ep", description="second").status_code == 201
+    assert aml.endpoint("bikes", description="second").status_code == 201
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -406,23 +419,23 @@ def test_model_version_put_is_synchronous_idempotent_and_immutable_in_content(am
 
 
 def test_a_deployment_must_name_a_registered_model_version(aml: Aml) -> None:
-    aml.ready(aml.endpoint("ep"))
-    missing = aml.deployment("ep", "blue", f"{WS_ID}/models/nope/versions/1")
+    aml.ready(aml.endpoint("bikes"))
+    missing = aml.deployment("bikes", "blue", f"{WS_ID}/models/nope/versions/1")
     assert missing.status_code == 400 and missing.json()["error"]["target"] == "properties.model"
     _seed_model(aml, "m", "3")
-    assert aml.deployment("ep", "blue", "azureml:m:3").status_code == 201
+    assert aml.deployment("bikes", "blue", "azureml:m:3").status_code == 201
 
 
 # -- faults ----------------------------------------------------------------------------------
 
 
 def test_a_deployment_can_be_switched_to_end_failed(aml: Aml) -> None:
-    aml.ready(aml.endpoint("ep"))
+    aml.ready(aml.endpoint("bikes"))
     aml.fake.azureml.fail_next_deployment("green")
-    resp = aml.deployment("ep", "green", _seed_model(aml))
+    resp = aml.deployment("bikes", "green", _seed_model(aml))
     status = aml.wait(resp).json()
     assert status["status"] == "Failed" and status["error"]["code"] == "DeploymentFailed"
-    dep = aml.call("GET", "/onlineEndpoints/ep/deployments/green").json()
+    dep = aml.call("GET", "/onlineEndpoints/bikes/deployments/green").json()
     assert dep["properties"]["provisioningState"] == "Failed"
 
 
@@ -551,7 +564,7 @@ def _register_output(aml: Aml, job: str, version: str) -> str:
 
 
 def _score(aml: Aml, key: str, deployment: str | None = None) -> requests.Response:
-    uri = aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["scoringUri"]
+    uri = aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["scoringUri"]
     headers = {"Authorization": f"Bearer {key}"}
     if deployment:
         headers["azureml-model-deployment"] = deployment
@@ -567,10 +580,10 @@ def test_blue_green_rollout_by_hand(aml_blobs: Aml) -> None:
     aml.job("v1")
     aml.run_job("v1")
     blue_model = _register_output(aml, "v1", "1")
-    aml.ready(aml.endpoint("ep"))
-    aml.ready(aml.deployment("ep", "blue", blue_model))
-    aml.wait(aml.set_traffic("ep", {"blue": 100}))
-    key = aml.call("POST", "/onlineEndpoints/ep/listKeys").json()["primaryKey"]
+    aml.ready(aml.endpoint("bikes"))
+    aml.ready(aml.deployment("bikes", "blue", blue_model))
+    aml.wait(aml.set_traffic("bikes", {"blue": 100}))
+    key = aml.call("POST", "/onlineEndpoints/bikes/listKeys").json()["primaryKey"]
     assert _score(aml, "wrong").status_code == 401
     blue = _score(aml, key)
     assert blue.status_code == 200 and blue.headers["azureml-model-deployment"] == "blue"
@@ -579,22 +592,26 @@ def test_blue_green_rollout_by_hand(aml_blobs: Aml) -> None:
     aml.job("v2")
     aml.run_job("v2")
     green_model = _register_output(aml, "v2", "2")
-    clone = aml.call("GET", "/onlineEndpoints/ep/deployments/blue").json()
+    clone = aml.call("GET", "/onlineEndpoints/bikes/deployments/blue").json()
     clone["properties"]["model"] = green_model
-    green = aml.ready(aml.call("PUT", "/onlineEndpoints/ep/deployments/green", clone))
+    green = aml.ready(aml.call("PUT", "/onlineEndpoints/bikes/deployments/green", clone))
     assert green["properties"]["model"] == green_model
     alone = _score(aml, key, deployment="green")
     assert alone.headers["azureml-model-deployment"] == "green"
     assert alone.json() == [pytest.approx(30.0)] and blue.json() != alone.json()
 
     for weight in (10, 50, 100):
-        aml.wait(aml.set_traffic("ep", {"blue": 100 - weight, "green": weight}))
+        aml.wait(aml.set_traffic("bikes", {"blue": 100 - weight, "green": weight}))
         served = Counter(_score(aml, key).headers["azureml-model-deployment"] for _ in range(10))
         assert served["green"] == weight // 10
-    assert aml.wait(aml.call("DELETE", "/onlineEndpoints/ep/deployments/blue")).status_code == 204
-    assert aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["traffic"] == {"green": 100}
+    assert (
+        aml.wait(aml.call("DELETE", "/onlineEndpoints/bikes/deployments/blue")).status_code == 204
+    )
+    assert aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["traffic"] == {
+        "green": 100
+    }
     assert [
-        d["name"] for d in aml.call("GET", "/onlineEndpoints/ep/deployments").json()["value"]
+        d["name"] for d in aml.call("GET", "/onlineEndpoints/bikes/deployments").json()["value"]
     ] == ["green"]
 
 
@@ -603,11 +620,11 @@ def test_mirrored_requests_reach_the_shadow_but_never_answer(aml_blobs: Aml) -> 
     aml.job("v1")
     aml.run_job("v1")
     model = _register_output(aml, "v1", "1")
-    aml.ready(aml.endpoint("ep"))
-    aml.ready(aml.deployment("ep", "blue", model))
-    aml.ready(aml.deployment("ep", "green", model))
-    aml.wait(aml.set_traffic("ep", {"blue": 100}, {"green": 20}))
-    key = aml.call("POST", "/onlineEndpoints/ep/listKeys").json()["primaryKey"]
+    aml.ready(aml.endpoint("bikes"))
+    aml.ready(aml.deployment("bikes", "blue", model))
+    aml.ready(aml.deployment("bikes", "green", model))
+    aml.wait(aml.set_traffic("bikes", {"blue": 100}, {"green": 20}))
+    key = aml.call("POST", "/onlineEndpoints/bikes/listKeys").json()["primaryKey"]
     answers = {_score(aml, key).headers["azureml-model-deployment"] for _ in range(10)}
     assert answers == {"blue"}
     mirrored = [s for s in aml.fake.azureml.scoring.log if s.mirrored]
@@ -638,9 +655,9 @@ def test_scoring_serves_the_bike_demand_skops_model_a_job_trained(aml_blobs: Aml
     )
     assert aml.run_job("bike")[-1] == "Completed"
     model = _register_output(aml, "bike", "1")
-    aml.ready(aml.endpoint("ep"))
-    aml.ready(aml.deployment("ep", "blue", model))
-    key = aml.call("POST", "/onlineEndpoints/ep/listKeys").json()["primaryKey"]
+    aml.ready(aml.endpoint("bikes"))
+    aml.ready(aml.deployment("bikes", "blue", model))
+    key = aml.call("POST", "/onlineEndpoints/bikes/listKeys").json()["primaryKey"]
     row = dict(
         zip(
             data.decode().splitlines()[0].split(","),
@@ -648,7 +665,7 @@ def test_scoring_serves_the_bike_demand_skops_model_a_job_trained(aml_blobs: Aml
             strict=True,
         )
     )
-    uri = aml.call("GET", "/onlineEndpoints/ep").json()["properties"]["scoringUri"]
+    uri = aml.call("GET", "/onlineEndpoints/bikes").json()["properties"]["scoringUri"]
     headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "blue"}
     resp = requests.post(uri, json={"data": [row]}, headers=headers, verify=aml.verify, timeout=30)
     assert resp.status_code == 200 and isinstance(resp.json()[0], float)
@@ -663,14 +680,14 @@ def test_aml_token_endpoints_score_with_tokens_from_the_token_api(aml_blobs: Aml
     aml.ready(
         aml.call(
             "PUT",
-            "/onlineEndpoints/ep",
+            "/onlineEndpoints/bikes",
             {"location": "eastus", "properties": {"authMode": "AMLToken"}},
         )
     )
-    aml.ready(aml.deployment("ep", "blue", model))
-    aml.wait(aml.set_traffic("ep", {"blue": 100}))
-    assert aml.call("POST", "/onlineEndpoints/ep/listKeys").status_code == 400
-    token = aml.call("POST", "/onlineEndpoints/ep/token").json()
+    aml.ready(aml.deployment("bikes", "blue", model))
+    aml.wait(aml.set_traffic("bikes", {"blue": 100}))
+    assert aml.call("POST", "/onlineEndpoints/bikes/listKeys").status_code == 400
+    token = aml.call("POST", "/onlineEndpoints/bikes/token").json()
     assert token["tokenType"] == "Bearer" and token["expiryTimeUtc"] > token["refreshAfterTimeUtc"]
     assert _score(aml, "not-a-token").status_code == 401
     assert _score(aml, token["accessToken"]).status_code == 200
@@ -685,21 +702,21 @@ def test_the_fakes_responses_validate_against_the_swagger(aml_blobs: Aml) -> Non
     aml.job("j")
     validator = StrictValidator.load()
     samples = {
-        "OnlineEndpointTrackedResource": aml.call("GET", "/onlineEndpoints/ep").json(),
+        "OnlineEndpointTrackedResource": aml.call("GET", "/onlineEndpoints/bikes").json(),
         "OnlineDeploymentTrackedResource": aml.call(
-            "GET", "/onlineEndpoints/ep/deployments/blue"
+            "GET", "/onlineEndpoints/bikes/deployments/blue"
         ).json(),
         "OnlineEndpointTrackedResourceArmPaginatedResult": aml.call(
             "GET", "/onlineEndpoints"
         ).json(),
         "OnlineDeploymentTrackedResourceArmPaginatedResult": aml.call(
-            "GET", "/onlineEndpoints/ep/deployments"
+            "GET", "/onlineEndpoints/bikes/deployments"
         ).json(),
         "ModelVersionResource": aml.call("GET", "/models/m/versions/1").json(),
         "ModelContainerResource": aml.call("GET", "/models/m").json(),
         "JobBaseResource": aml.call("GET", "/jobs/j").json(),
         "DatastoreResource": aml.call("GET", "/datastores/workspaceblobstore").json(),
-        "EndpointAuthKeys": aml.call("POST", "/onlineEndpoints/ep/listKeys").json(),
+        "EndpointAuthKeys": aml.call("POST", "/onlineEndpoints/bikes/listKeys").json(),
     }
     for definition, body in samples.items():
         assert validator.validate(body, definition) == [], definition

@@ -4,7 +4,9 @@ Rules, each from the swagger subset unless marked:
 
 * PUT bodies validate against ``OnlineEndpointTrackedResource`` /
   ``OnlineDeploymentTrackedResource``, names against the path pattern
-  ``^[a-zA-Z0-9][a-zA-Z0-9\\-_]{0,254}$``; PUT answers 201 +
+  ``^[a-zA-Z0-9][a-zA-Z0-9\\-_]{0,254}$`` and azure-ai-ml's stricter rule (3 to 32 characters,
+  a letter first, then letters, digits and ``-``, not ending in ``-``; inference that the
+  service enforces what the SDK checks); PUT answers 201 +
   ``Azure-AsyncOperation`` for create *and* update (the SDK always begins an LRO; inference).
   While it runs the resource shows ``Creating``/``Updating``, then ``Succeeded``.
 * PATCH bodies are ``PartialMinimalTrackedResourceWithIdentity`` (endpoint: tags, identity) and
@@ -60,6 +62,10 @@ from .state import Deployment, Endpoint, State, Tracked, Workspace
 JsonObj = dict[str, Any]
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")  # swagger path parameter
+# Stricter, for endpoints and deployments: azure-ai-ml's EndpointConfigurations (3..32 chars,
+# a letter first, letters/digits/'-', no '-' last); the service is assumed to agree (inference).
+SERVICE_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+MIN_NAME, MAX_NAME = 3, 32
 EP_TYPE = f"{PROVIDER}/workspaces/onlineEndpoints"
 DEP_TYPE = f"{EP_TYPE}/deployments"
 # Properties the server owns; sent back by a client (GET → edit → PUT), they are ignored.
@@ -244,11 +250,17 @@ class OnlineBase:
 
     @staticmethod
     def _bad_name(name: str) -> Response | None:
-        if NAME_PATTERN.fullmatch(name):
-            return None
-        return user_error(
-            f"The name {name!r} does not match {NAME_PATTERN.pattern}.", target="name"
-        )
+        if not NAME_PATTERN.fullmatch(name):
+            return user_error(
+                f"The name {name!r} does not match {NAME_PATTERN.pattern}.", target="name"
+            )
+        if not MIN_NAME <= len(name) <= MAX_NAME or not SERVICE_NAME.fullmatch(name):
+            return user_error(
+                f"The name {name!r} must be {MIN_NAME} to {MAX_NAME} characters long, start "
+                "with a letter and consist only of letters, digits and '-' (not last).",
+                target="name",
+            )
+        return None
 
     def _parse(self, req: Request, definition: str) -> JsonObj | Response:
         body = parse_json_object(req)
