@@ -1,4 +1,4 @@
-"""``python -m tests.fakes``: run the fake Azure (ARM + BES + classic) and Azurite by hand.
+"""``python -m tests.fakes``: run the fake Azure (ARM + BES + classic + Azure ML v2) and Azurite.
 
 Why: a newcomer with no Azure account should be able to point the reconciler's Azure provider
 (or curl, or the Azure SDK) at something real within minutes. This starts Azurite and the fake
@@ -74,13 +74,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     arm_options: dict[str, Any] = {"lro_polls": args.lro_polls}
+    azureml_options: dict[str, Any] = {"lro_polls": args.lro_polls}
     if args.arm_token:
         arm_options["accepted_tokens"] = {args.arm_token}
+        azureml_options["accepted_tokens"] = {args.arm_token}
     if args.no_throttle:
         arm_options["throttle"] = ThrottleConfig(enabled=False)
     fake = FakeAzure(
         port=args.port,
         arm_options=arm_options,
+        azureml_options=azureml_options,
         blob_connection_string=azurite.connection_string if azurite else None,
     )
     try:
@@ -134,6 +137,10 @@ def _print(info: dict[str, Any]) -> None:
         lines.append(f"  Classic workspace         : {ws['workspace']}  token: {ws['token']}")
     for svc in seeded.get("bes", []):
         lines.append(f"  BES training service      : {svc['url']}  api key: {svc['apiKey']}")
+    for ws_id in seeded.get("azureml", {}).get("workspaces", []):
+        lines.append(f"  Azure ML v2 workspace     : {ws_id}")
+    for ep in seeded.get("azureml", {}).get("endpoints", []):
+        lines.append(f"  Azure ML online endpoint  : {ep['scoringUri']}  key: {ep['primaryKey']}")
     lines.append(
         f"  try: curl --cacert {info['caBundle']} -H 'Authorization: Bearer x' "
         f"'{info['armBaseUrl']}/subscriptions/<sub>/resourceGroups/<rg>/providers/"

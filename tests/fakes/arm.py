@@ -477,6 +477,12 @@ class FakeResourceManager:
 
         return handler
 
+    def take_token(self, sub: str, kind: str) -> tuple[bool, int, int]:
+        """Consume one token of ``kind`` for ``sub``: (allowed, remaining, Retry-After s).
+        Public so other providers' fakes on the same port share the subscription's buckets,
+        as every resource provider behind real ARM does."""
+        return self._take_token(sub, kind)
+
     def _take_token(self, sub: str, kind: str) -> tuple[bool, int, int]:
         spec = self.throttle.spec(kind)
         if not self.throttle.enabled:

@@ -9,7 +9,10 @@ still fails, as it would in Azure:
 * Resource Manager at the root: ``https://127.0.0.1:PORT`` (what ``base_url=`` of
   ``ResourceManagementClient`` takes);
 * BES under ``/bes`` (standing in for ``https://{region}.services.azureml.net``);
-* classic management under ``/classic`` (standing in for ``https://management.azureml.net``).
+* classic management under ``/classic`` (standing in for ``https://management.azureml.net``);
+* Azure ML v2 (``Microsoft.MachineLearningServices``, :mod:`tests.fakes.azureml`) at the root
+  beside the classic RP, as in ARM (paths differ by provider namespace; the two share the
+  subscription's throttling buckets), and its scoring URIs under ``/inference``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from .arm import FakeResourceManager
+from .azureml import FakeAzureML
 from .bes import FakeBatchExecution, Trainer
 from .classic import FakeClassicManagement
 from .httpserver import FakeHTTPServer
@@ -61,6 +65,7 @@ class FakeAzure:
         port: int = 0,
         arm_options: JsonObj | None = None,
         bes_options: JsonObj | None = None,
+        azureml_options: JsonObj | None = None,
         verify_blobs: bool = True,
     ) -> None:
         self.blob_connection_string = blob_connection_string
@@ -73,7 +78,13 @@ class FakeAzure:
         self.classic = FakeClassicManagement(
             bes=self.bes, verify_blobs=verify_blobs, ca_bundle=self.server.ca_bundle_path
         )
+        self.azureml = FakeAzureML(
+            blob_connection_string=blob_connection_string,
+            throttle=self.arm.take_token,
+            **(azureml_options or {}),
+        )
         self.arm.mount(self.server)
+        self.azureml.mount(self.server)
         self.bes.mount(self.server, BES_PREFIX)
         self.classic.mount(self.server, CLASSIC_PREFIX)
         self.server.add_route("GET", r"/_fake/stats", self._stats)
@@ -91,12 +102,22 @@ class FakeAzure:
                 if r.path.startswith(BES_PREFIX)
                 else "classic"
                 if r.path.startswith(CLASSIC_PREFIX)
+                else "azureml"
+                if "microsoft.machinelearningservices" in r.path.lower()
+                or r.path.startswith("/inference/")
                 else "arm"
             )
             key = f"{api} {r.method}"
             counts[key] = counts.get(key, 0) + 1
+        with self.azureml.lock:
+            aml_jobs = sum(len(ws.jobs) for ws in self.azureml.state.workspaces.values())
         return Response.json(
-            200, {"requests": dict(sorted(counts.items())), "besJobs": len(self.bes.job_list())}
+            200,
+            {
+                "requests": dict(sorted(counts.items())),
+                "besJobs": len(self.bes.job_list()),
+                "azuremlJobs": aml_jobs,
+            },
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -109,6 +130,7 @@ class FakeAzure:
 
     def stop(self) -> None:
         self.bes.wait_idle(timeout=5)  # seconds; let a finishing job write its blobs
+        self.azureml.wait_jobs_idle(timeout=5)  # seconds, likewise for command jobs
         self.server.stop()
 
     def close(self) -> None:
@@ -177,6 +199,8 @@ class FakeAzure:
         out: JsonObj = {"arm": [], "bes": [], "classic": []}
         for blob in config.get("blobs", []):
             self._upload_seed_blob(blob, base_dir)
+        if "azureml" in config:
+            out["azureml"] = self.azureml.seed(config["azureml"])
         for ws in config.get("arm", {}).get("webServices", []):
             definition = ws.get("definition")
             if definition is None:

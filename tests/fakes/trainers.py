@@ -49,3 +49,33 @@ def echo_trainer(inputs: dict[str, bytes], global_parameters: dict[str, Any]) ->
         "output1": inputs.get("input1", b""),
         "output2": json.dumps(global_parameters, sort_keys=True).encode("utf-8"),
     }
+
+
+def aml_linear_trainer(
+    *,
+    inputs: dict[str, Any],
+    parameters: dict[str, Any],
+    model_path: Any,
+    evaluation_path: Any,
+) -> None:
+    """The local backend's trainer contract over :func:`linear_trainer`, for the Azure ML fake.
+
+    Reads CSV ``x,y`` from the input named ``data`` (or the only input), writes the JSON linear
+    model to ``model_path`` and a Studio-shaped evaluation (one header row, one value row:
+    ``Root Mean Squared Error,Coefficient of Determination``) to ``evaluation_path``. Literal
+    inputs arrive as strings, as a command job's literal inputs do.
+    """
+    from pathlib import Path
+
+    if not inputs:
+        raise ValueError("no input data")
+    source = Path(inputs.get("data") or next(iter(inputs.values())))
+    if source.is_dir():
+        source = sorted(p for p in source.rglob("*.csv"))[0]
+    out = linear_trainer({"input1": source.read_bytes()}, dict(parameters))
+    Path(model_path).write_bytes(out["output1"])
+    rows = dict(line.split(",") for line in out["output2"].decode("utf-8").splitlines()[1:] if line)
+    Path(evaluation_path).write_text(
+        f"Root Mean Squared Error,Coefficient of Determination\n{rows['RMSE']},{rows['R2']}\n",
+        encoding="utf-8",
+    )
