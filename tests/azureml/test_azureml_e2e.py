@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import time
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from reconciler import fingerprint
 from tests.azureml.conftest import CHAMPION_MODEL, STATE, World, secrets
 from tests.fakes.azureml.validation import StrictValidator
 
@@ -235,3 +238,41 @@ def test_a_sigkill_during_the_traffic_shift_then_a_rerun_completes_with_no_secon
 def _new_weights(world: World) -> list[int]:
     traffic = world.traffic("bike-seattle")
     return [w for n, w in traffic.items() if n.startswith("retrain-")]
+
+
+def test_the_plan_shows_the_serving_deployment_the_split_and_the_steps_apply_will_take(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one(world)
+    planned = world.run("plan", capsys=capsys)
+    assert "live: traffic: blue 100%" in planned.out
+    assert "live: deployment blue: 100%, model bike-handmade:1, Succeeded" in planned.out
+    steps = planned.out.split("steps:")[1]
+    for expected in (
+        "1. train model",
+        "2. register it as a model version",
+        "3. deploy it as retrain-",
+        "4. shift traffic to retrain-",
+        "10% → 50% → 100%",
+        "5. remove retrain's idle deployments beyond the newest 1",
+    ):
+        assert expected in steps
+    markdown = world.run("plan", "--format", "markdown", capsys=capsys)
+    assert "Steps:" in markdown.out and "- traffic: blue 100%" in markdown.out
+
+
+def test_a_saved_plan_whose_steps_were_edited_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one(world)
+    saved = world.root / "plan.json"
+    assert world.run("plan", "-out", str(saved), capsys=capsys).code == 0
+    data = json.loads(saved.read_text())
+    assert data["changes"][0]["steps"][0].startswith("train model")
+    data["changes"][0]["steps"] = ["shift traffic to blue: 100%"]
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    body["checksum"] = hashlib.sha256(fingerprint.canonical_json(body).encode()).hexdigest()
+    saved.write_text(json.dumps(body))
+    result = world.run("apply", str(saved), capsys=capsys)
+    assert result.code == 1 and "steps are not what apply would do now" in result.err
+    assert world.writes() == []

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, model
+from reconciler import errors, model, plan
 from reconciler.problems import Rel, Site
 from reconciler.providers import base
 
@@ -161,6 +161,14 @@ class AzureMLBackend:
 
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
+
+    def steps(
+        self, endpoint: model.Endpoint, state: model.ServiceState | None, change: plan.Change
+    ) -> tuple[str, ...]:
+        """What apply will do for ``change`` (see ``plan.Steps``); pure."""
+        from reconciler.providers.azureml import steps
+
+        return steps.steps(endpoint, state, change)
 
     def create(self, backend: model.Backend, context: base.Context) -> base.Provider:
         if context.state_dir is not None:

@@ -27,21 +27,14 @@ from typing import Any
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common, evaluation
 from reconciler.providers.azurecommon import blobs
-from reconciler.providers.azureml import arm, backend, config
+from reconciler.providers.azureml import arm, backend, config, names
 
 ATTEMPTS = 5  # jobs of one model, each after an earlier run's failure, before we give up
 TERMINAL_FAILED = frozenset({"Failed", "Canceled"})
 METADATA = "retrain.metadata"  # the model version property holding metrics and lineage
 JOB_TAG = "retrain.job"
-NAME_HEX = 32  # fingerprint characters in a job name: 128 bits, unique in any workspace
 GRACE = 120.0  # seconds we poll past the job's own timeout, for the service to cancel it
 ERROR_PROPERTY = "azureml.error"  # where the job's error is shown (the fake; run history else)
-
-
-def job_name(fp: str, attempt: int = 1) -> str:
-    """``retrain-<fingerprint>`` (first 32 hex), ``-N`` for the Nth attempt."""
-    name = f"retrain-{fp[:NAME_HEX]}"
-    return name if attempt == 1 else f"{name}-{attempt}"
 
 
 def output_path(fp: str, output: str) -> str:
@@ -117,7 +110,7 @@ class Trainer:
     def _claim(self, job: base.TrainingJob, spec: backend.Command) -> str:
         """The job training this model: one already submitted (resumed), else a new one."""
         for attempt in range(1, ATTEMPTS + 1):
-            name = job_name(job.fingerprint, attempt)
+            name = names.job_name(job.fingerprint, attempt)
             what = f"job {name}"
             found = self.ws.get(f"/jobs/{name}", f"GET {what}")
             status = str(((found or {}).get("properties") or {}).get("status", ""))
@@ -132,7 +125,7 @@ class Trainer:
             return name
         raise errors.TrainingError(
             f"model {fingerprint.short(job.fingerprint)}: {ATTEMPTS} jobs failed; "
-            f"delete job {job_name(job.fingerprint, ATTEMPTS)} to try again"
+            f"delete job {names.job_name(job.fingerprint, ATTEMPTS)} to try again"
         )
 
     def _body(self, job: base.TrainingJob, spec: backend.Command, name: str) -> dict[str, Any]:

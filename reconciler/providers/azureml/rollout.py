@@ -23,18 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler import errors, fingerprint, model
-from reconciler.providers.azureml import arm, backend, live
+from reconciler import errors, model
+from reconciler.providers.azureml import arm, backend, live, names
 
 FULL = 100  # percent
 READ_ONLY = ("id", "name", "type", "systemData")
 DEPLOYMENT_HEADER = "azureml-model-deployment"  # routes a scoring request to one deployment
 OPERATION_TIMEOUT = 3600.0  # seconds a deployment may take to provision: an hour is stuck
-
-
-def deployment_name(fp: str) -> str:
-    """``retrain-<12 hex>``: within the 3-32 characters a deployment name may have."""
-    return f"retrain-{fingerprint.short(fp)}"
 
 
 def endpoint_path(name: str) -> str:
@@ -117,7 +112,7 @@ class Rollout:
     ) -> str:
         """A deployment of ``model_id`` cloned from the champion (or the endpoint's only
         deployment, or the manifest's template), at 0 %, waited for until Succeeded."""
-        name = existing or deployment_name(tags[model.TAG_FINGERPRINT])
+        name = existing or names.deployment_name(tags[model.TAG_FINGERPRINT])
         source = existing or champion or next(iter(sorted(state.deployments)), None)
         template: Any = state.deployments.get(source) if source else None
         if template is None:
