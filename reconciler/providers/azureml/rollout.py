@@ -91,7 +91,7 @@ class Rollout:
             settings = backend.online(ep)
             if settings.smoke is not None and state.traffic.get(target, 0) < FULL:
                 self._smoke(ep, state, target, settings.smoke)
-            self._shift(ep, target, champion, settings, tags)
+            self._shift(ep, target, champion, settings, tags, state.traffic.get(target, 0))
         except errors.ProviderError as e:
             if champion is None:
                 raise
@@ -182,10 +182,10 @@ class Rollout:
         champion: str | None,
         settings: backend.OnlineEndpoint,
         tags: Mapping[str, str],
+        current: int,
     ) -> None:
-        """The schedule from the first step above ``target``'s live weight; the tags
-        ride on the step to 100 %."""
-        current = (self.read(ep.web_service) or live.Live({}, {})).traffic.get(target, 0)
+        """The schedule from the first step above ``target``'s live weight ``current``;
+        the tags ride on the step to 100 %."""
         steps = [s for s in settings.steps if s > current] if champion else [FULL]
         if not steps:  # already at 100 %: only the tags may differ
             steps = [FULL]
