@@ -276,3 +276,33 @@ def test_a_saved_plan_whose_steps_were_edited_is_refused(
     result = world.run("apply", str(saved), capsys=capsys)
     assert result.code == 1 and "steps are not what apply would do now" in result.err
     assert world.writes() == []
+
+
+def test_a_missing_endpoint_is_created_from_the_manifests_bodies_when_it_says_so(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = world.data("seattle.csv")
+    world.manifest(
+        f"""\
+  - name: seattle
+    webService: bike-new
+    inputs: {{data: {data}}}
+    azureml:
+      create:
+        endpoint: {{location: eastus, properties: {{authMode: Key}}}}
+        deployment:
+          location: eastus
+          sku: {{name: Default, capacity: 1}}
+          properties:
+            endpointComputeType: Managed
+            instanceType: Standard_DS3_v2
+            environmentId: "azureml:sklearn-env:1"
+"""
+    )
+    planned = world.run("plan", capsys=capsys)
+    assert "+ seattle  create" in planned.out
+    assert "1. create online endpoint bike-new from azureml.create.endpoint" in planned.out
+    assert world.run("apply", "--auto-approve", capsys=capsys).code == 0
+    [new] = retrain_deployments(world, "bike-new")
+    assert world.traffic("bike-new") == {new: 100}
+    assert "No changes" in world.run("plan", capsys=capsys).out

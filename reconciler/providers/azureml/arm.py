@@ -16,6 +16,7 @@ original-uri``); a DELETE's ``Location`` is polled until it stops answering 202.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -145,6 +146,5 @@ def _header(answer: http.Response, name: str) -> str:
 
 
 def _error(body: dict[str, Any]) -> str:
-    import json
-
+    """The operation's ``error`` as an error body ``server_message`` reads."""
     return json.dumps({"error": body.get("error") or {}})

@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
+
+from azure.core.credentials import AccessToken
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common
@@ -36,11 +39,7 @@ class StaticToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        import time
-
-        from azure.core.credentials import AccessToken
-
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         return AccessToken(self._token, int(time.time()) + TOKEN_LIFETIME)
 
 
@@ -59,8 +58,6 @@ class AzureMLProvider:
         pacer: throttle.Pacer | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        import time
-
         self.cfg = cfg
         self.scrub = scrub.extend([cfg.connection_string.reveal()])
         self.workers = workers
