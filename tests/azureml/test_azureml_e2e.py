@@ -306,3 +306,24 @@ def test_a_missing_endpoint_is_created_from_the_manifests_bodies_when_it_says_so
     [new] = retrain_deployments(world, "bike-new")
     assert world.traffic("bike-new") == {new: 100}
     assert "No changes" in world.run("plan", capsys=capsys).out
+
+
+def test_a_mirror_step_copies_live_traffic_to_the_new_deployment_before_it_gets_any(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.seed_endpoint("bike-seattle")
+    world.manifest(
+        ONE.replace("DATA", world.data("seattle.csv")).replace("hold: 0s}", "hold: 0s, mirror: 20}")
+    )
+    planned = world.run("plan", capsys=capsys)
+    assert "mirror 20% of live traffic to retrain-" in planned.out
+    assert world.run("apply", "--auto-approve", capsys=capsys).code == 0
+    [new] = retrain_deployments(world, "bike-seattle")
+    puts = [
+        r.json["properties"]
+        for r in world.fake.server.requests("PUT")
+        if r.route == "aml.endpoint.put"
+    ]
+    assert [p.get("mirrorTraffic") for p in puts][:2] == [{new: 20}, {}]
+    assert puts[0]["traffic"] == {"blue": 100}
+    assert world.traffic("bike-seattle") == {new: 100}

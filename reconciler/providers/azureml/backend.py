@@ -54,10 +54,13 @@ class Command(model.TrainerSpec):
 class OnlineEndpoint(model.Address):
     """How a new model reaches this online endpoint: traffic ``steps`` (percent, rising,
     ending at 100) held ``hold`` seconds each, ``keep`` previous retrain deployments kept,
-    an optional ``smoke`` request, optional ``create`` bodies for a missing endpoint."""
+    an optional ``smoke`` request, an optional ``mirror`` percentage of live traffic copied to
+    the new deployment for one hold before it gets any, optional ``create`` bodies for a
+    missing endpoint."""
 
     steps: tuple[int, ...] = (FULL,)
     hold: float = 0.0
+    mirror: int = 0
     keep: int = 1
     smoke: model.JSON = None
     create: Mapping[str, model.JSON] | None = field(default=None)
@@ -154,6 +157,7 @@ class AzureMLBackend:
         return OnlineEndpoint(
             steps=tuple(steps),
             hold=hold or 0.0,
+            mirror=int(rollout.get("mirror", 0)),
             keep=int(section.get("keep", 1)),
             smoke=(section.get("smoke") or {}).get("request"),
             create=None if create is None else model.frozen_map(create),

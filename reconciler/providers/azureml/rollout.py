@@ -95,7 +95,7 @@ class Rollout:
         except errors.ProviderError as e:
             if champion is None:
                 raise
-            self._restore(ep, champion)
+            self._restore(ep, champion, target)
             raise errors.ProviderError(
                 f"rollout failed: {e}; all traffic is back on {champion}", where=ep.web_service
             ) from e
@@ -189,6 +189,10 @@ class Rollout:
         steps = [s for s in settings.steps if s > current] if champion else [FULL]
         if not steps:  # already at 100 %: only the tags may differ
             steps = [FULL]
+        if champion and settings.mirror and current == 0:
+            self._set_traffic(ep, {champion: FULL}, None, mirror={target: settings.mirror})
+            self.log(f"{ep.name}: mirroring {settings.mirror}% of live traffic to {target}")
+            self.sleep(settings.hold)
         for step in steps:
             weights = {target: step} | ({champion: FULL - step} if champion else {})
             self._set_traffic(ep, weights, tags if step == FULL else None)
@@ -197,21 +201,37 @@ class Rollout:
                 self.sleep(settings.hold)
 
     def _set_traffic(
-        self, ep: model.Endpoint, weights: Mapping[str, int], tags: Mapping[str, str] | None
+        self,
+        ep: model.Endpoint,
+        weights: Mapping[str, int],
+        tags: Mapping[str, str] | None,
+        *,
+        mirror: Mapping[str, int] | None = None,
+        unmirror: str | None = None,
     ) -> None:
-        """GET the endpoint, change only ``traffic`` (and the tags when given), PUT it."""
+        """GET the endpoint, change only ``traffic`` (and the tags when given), PUT it.
+        ``mirrorTraffic`` keeps its entries but for a deployment that now gets live
+        traffic (the service allows one or the other) and ``unmirror``; ``mirror`` adds."""
         suffix = endpoint_path(ep.web_service)
         body = self.ws.get(suffix, f"GET online endpoint {ep.web_service}")
         if body is None:
             raise errors.ProviderError("the online endpoint disappeared", where=ep.web_service)
-        body.setdefault("properties", {})["traffic"] = {k: v for k, v in weights.items() if v}
+        props = body.setdefault("properties", {})
+        props["traffic"] = {k: v for k, v in weights.items() if v}
+        kept = {
+            k: v
+            for k, v in (props.get("mirrorTraffic") or {}).items()
+            if not weights.get(k) and k != unmirror
+        }
+        if kept or mirror or props.get("mirrorTraffic"):
+            props["mirrorTraffic"] = kept | dict(mirror or {})
         if tags is not None:
             body["tags"] = {**(body.get("tags") or {}), **tags}
         self.ws.put_and_wait(suffix, body, f"PUT traffic of {ep.web_service}", OPERATION_TIMEOUT)
 
-    def _restore(self, ep: model.Endpoint, champion: str) -> None:
+    def _restore(self, ep: model.Endpoint, champion: str, target: str | None) -> None:
         self.log(f"{ep.name}: returning all traffic to {champion}")
-        self._set_traffic(ep, {champion: FULL}, None)
+        self._set_traffic(ep, {champion: FULL}, None, unmirror=target)
 
     def _prune(self, ep: model.Endpoint, target: str, keep: int) -> None:
         """Delete retrain's idle deployments beyond the ``keep`` newest (never another's)."""

@@ -44,6 +44,8 @@ def steps(
         target, weight = kept
     if settings.smoke is not None and weight < FULL:
         out.append(f"smoke-test {target} alone with the sample request")
+    if settings.mirror and weight == 0 and state is not None:
+        out.append(f"mirror {settings.mirror}% of live traffic to {target} for {settings.hold:g}s")
     out.append(_shift(target, weight, settings, first=state is None))
     if kept is None and state is not None:
         out.append(f"remove retrain's idle deployments beyond the newest {settings.keep}")
