@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reconciler.providers.azureml import names
-from tests.azureml.conftest import World
+from tests.azureml.conftest import CHAMPION_MODEL, World
 from tests.azureml.test_azureml_e2e import ONE, one, retrain_deployments
 
 WATCH = 30.0  # seconds a watcher thread waits for the rollout's first step
@@ -128,3 +128,28 @@ def test_job_and_deployment_names_come_from_the_fingerprint() -> None:
     assert names.job_name(fp, 2).endswith("-2")
     assert names.deployment_name(fp) == "retrain-0123456789ab"
     assert 3 <= len(names.deployment_name(fp)) <= 32  # the service's limit for a deployment
+
+
+def test_a_serving_deployment_pointed_at_another_model_by_hand_gets_a_new_deployment_back(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one(world)
+    assert world.run("apply", "--auto-approve", capsys=capsys).code == 0
+    [ours] = retrain_deployments(world, "bike-seattle")
+    ep = world.ws.endpoints["bike-seattle"]
+    ours_model = world.deployments("bike-seattle")[ours]
+    ep.deployments[ours.lower()].body["properties"]["model"] = CHAMPION_MODEL  # by hand
+    planned = world.run("plan", capsys=capsys)
+    assert "repair-drift" in planned.out and f"deploy it as {ours}-2" in planned.out
+    result = world.run("apply", "--auto-approve", capsys=capsys)
+    assert result.code == 0, result.out + result.err
+    assert world.traffic("bike-seattle") == {f"{ours}-2": 100}
+    assert world.deployments("bike-seattle")[f"{ours}-2"] == ours_model
+    assert len(world.jobs()) == 1
+
+
+def test_a_taken_deployment_name_gets_a_suffix() -> None:
+    fp = "ab" * 32
+    base = names.deployment_name(fp)
+    assert names.free_deployment_name(fp, ["blue"]) == base
+    assert names.free_deployment_name(fp, [base.upper(), f"{base}-2"]) == f"{base}-3"

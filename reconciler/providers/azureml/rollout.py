@@ -112,7 +112,9 @@ class Rollout:
     ) -> str:
         """A deployment of ``model_id`` cloned from the champion (or the endpoint's only
         deployment, or the manifest's template), at 0 %, waited for until Succeeded."""
-        name = existing or names.deployment_name(tags[model.TAG_FINGERPRINT])
+        name = existing or names.free_deployment_name(
+            tags[model.TAG_FINGERPRINT], state.deployments
+        )
         source = existing or champion or next(iter(sorted(state.deployments)), None)
         template: Any = state.deployments.get(source) if source else None
         if template is None:

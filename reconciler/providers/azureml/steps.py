@@ -35,11 +35,11 @@ def steps(
     kept = _kept(state, after.model_uri)
     if kept is None:
         source = "the serving deployment" if state is not None else "azureml.create.deployment"
+        target, weight = names.free_deployment_name(fp, _deployments(state)), 0
         out.append(
-            f"deploy it as {names.deployment_name(fp)} at 0% traffic (cloned from {source}, "
+            f"deploy it as {target} at 0% traffic (cloned from {source}, "
             "only the model changed) and wait for Succeeded"
         )
-        target, weight = names.deployment_name(fp), 0
     else:
         target, weight = kept
     if settings.smoke is not None and weight < FULL:
@@ -62,6 +62,12 @@ def _kept(state: model.ServiceState | None, model_uri: str | None) -> tuple[str,
         if m and m["ref"].rstrip(",") == wanted:
             return m["name"], int(m["weight"])
     return None
+
+
+def _deployments(state: model.ServiceState | None) -> list[str]:
+    """The names of the live deployments ``observe`` listed."""
+    lines = state.detail if state is not None else ()
+    return [m["name"] for m in map(DEPLOYMENT_LINE.match, lines) if m]
 
 
 def _shift(target: str, weight: int, settings: backend.OnlineEndpoint, *, first: bool) -> str:
