@@ -48,7 +48,7 @@ def evaluation_blob(fp: str) -> str:
 
 def duration(seconds: float) -> str:
     """ISO 8601, as ``limits.timeout`` takes it."""
-    return f"PT{int(seconds)}S"
+    return f"PT{max(1, int(seconds))}S"  # whole seconds, at least one: PT0S is no limit
 
 
 class Trainer:

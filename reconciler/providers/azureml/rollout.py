@@ -2,7 +2,8 @@
 
 The new model goes to a deployment cloned from the serving one (every field kept but
 ``properties.model`` and retrain's tags), at 0 %; once it is Succeeded, an optional
-smoke request is sent to it alone (the ``azureml-model-deployment`` header); then the
+smoke request is sent to it alone (the ``azureml-model-deployment`` header), and an
+optional share of live traffic is mirrored to it for one hold; then the
 endpoint is read and written back with only ``traffic`` changed, once per step of the
 manifest's schedule, holding between steps. The ownership tags change in the same
 PUT that gives the new deployment 100 %, so they always name what serves.
