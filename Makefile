@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MANIFEST ?= retrain.yaml.example
 AZURITE := tests/fakes/node_modules/.installed
 
-.PHONY: install install-test demo azure-demo plan test fuzz lint typecheck layers check chaos clean schema
+.PHONY: install install-test demo azure-demo azureml-demo plan test fuzz lint typecheck layers check chaos clean schema
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ demo: install
 # The Azure example against a local fake of the Azure APIs and Azurite (no Azure account).
 azure-demo: install-test
 	bash examples/azure/try-with-fake.sh
+
+# The Azure ML v2 example against the fake workspace and Azurite (issue 9).
+azureml-demo: install-test
+	bash examples/azureml/try-with-fake.sh
 
 plan: install
 	$(BIN)/retrain plan -f $(MANIFEST)

@@ -155,6 +155,7 @@ def decide(session: Session, observed: model.Observed, *, fresh: Collection[str]
         selected=selected,
         manifest=Path(session.manifest.path).name,
         fresh=fresh,
+        steps=base.steps_of(providers.backend(session.manifest.backend.kind)),
     )
 
 

@@ -100,6 +100,11 @@ def _details(change: plan.Change) -> str:
     ]
     if change.verdict is not None:
         lines += [f"Gate: {_escape(change.verdict.reason)}", ""]
+    if change.live:
+        lines += ["Live:", "", *[f"- {_escape(line)}" for line in change.live], ""]
+    if change.steps:
+        numbered = [f"{i}. {_escape(step)}" for i, step in enumerate(change.steps, 1)]
+        lines += ["Steps:", "", *numbered, ""]
     lines += _metrics(change.challenger, change.champion, unknown=bool(change.train))
     if change.diff:
         lines += ["```diff"]

@@ -202,6 +202,9 @@ class ServiceState:
     expected_uri: str | None
     revision: str
     assets: tuple[str, ...] = ()
+    detail: tuple[str, ...] = field(default=(), compare=False)
+    """Lines the provider gives about the live service beyond the owned fields (what
+    serves, traffic), for plans to show; never compared, never part of the revision."""
 
     @property
     def fingerprint(self) -> str | None:

@@ -23,8 +23,9 @@ it, and the gate judges the new model here, as it judges every other one.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import diff, fingerprint, gate, model
@@ -114,6 +115,16 @@ class Change:
     challenger: Mapping[str, float] | None = None
     champion: Mapping[str, float] | None = None
     fresh: bool = False
+    live: tuple[str, ...] = ()
+    """What the backend says about the live service beyond the owned fields (which
+    deployment serves, the traffic split): for the reader, never decided on."""
+    steps: tuple[str, ...] = ()
+    """The steps apply will take for a mutating change, as the backend words them
+    (train, register, deploy, shift traffic...); empty where it says none."""
+
+
+Steps = Callable[[model.Endpoint, "model.ServiceState | None", Change], tuple[str, ...]]
+"""A backend's pure account of the steps apply will take for one change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +188,32 @@ def make_plan(
     selected: tuple[str, ...] = (),
     manifest: str = "",
     fresh: Collection[str] = (),
+    steps: Steps | None = None,
 ) -> Plan:
     """Decide one change per desired endpoint. No I/O.
 
     ``fresh`` names the models this run has just trained (they are in
     ``observed.models``): a change served by one is decided as the plan that asked
-    for the training decided it, then the gate judges the new model.
+    for the training decided it, then the gate judges the new model. ``steps``, when
+    the backend gives it, words what apply will do for each mutating change.
     """
-    changes = tuple(_decide(d, observed, d.fingerprint in fresh) for d in desired)
+    changes = tuple(
+        _described(d, observed, _decide(d, observed, d.fingerprint in fresh), steps)
+        for d in desired
+    )
     return Plan(changes, manifest_digest, backend, targets=selected, manifest=manifest)
+
+
+def _described(
+    wish: model.Desired, observed: model.Observed, change: Change, steps: Steps | None
+) -> Change:
+    """``change`` with the live service's detail and, when mutating, the backend's steps."""
+    svc = observed.services.get(wish.name)
+    live = svc.detail if svc is not None else ()
+    worded = steps(wish.endpoint, svc, change) if steps and change.action in MUTATING else ()
+    if not live and not worded:
+        return change
+    return dataclasses.replace(change, live=tuple(live), steps=tuple(worded))
 
 
 def _in_sync(wish: model.Desired, svc: model.ServiceState) -> bool:

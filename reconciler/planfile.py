@@ -118,6 +118,15 @@ def _checksum(body: dict[str, Any]) -> str:
 
 
 def _change(change: plan.Change) -> dict[str, Any]:
+    """One change as JSON; ``live`` and ``steps`` only when the backend gave some (so a
+    plan of a backend that gives none is byte-identical to format "1" before them)."""
+    worded = {"live": list(change.live)} if change.live else {}
+    if change.steps:
+        worded["steps"] = list(change.steps)
+    return _fields(change) | worded
+
+
+def _fields(change: plan.Change) -> dict[str, Any]:
     after = None if change.after is None else change.after.as_dict()
     unknown = [k for k, v in (after or {}).items() if v is None and change.train]
     verdict = change.verdict
@@ -161,6 +170,8 @@ def _from_change(data: dict[str, Any]) -> plan.Change:
         verdict=None if verdict is None else gate.Verdict(**verdict),
         challenger=_frozen(data["challenger_metrics"]),
         champion=_frozen(data["champion_metrics"]),
+        live=tuple(data.get("live", ())),
+        steps=tuple(data.get("steps", ())),
     )
 
 

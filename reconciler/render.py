@@ -64,6 +64,7 @@ def _change_lines(change: plan.Change, style: Style) -> list[str]:
         f"  (web service {change.web_service})",
         f"    {change.reason}",
     ]
+    out += [f"    live: {line}" for line in change.live]
     for _op, path, old, new in change.diff:
         out.append(f"    {path}: {_show(path, old)} -> {_show(path, new)}")
     if change.verdict is not None:
@@ -71,6 +72,9 @@ def _change_lines(change: plan.Change, style: Style) -> list[str]:
         out.append(f"    gate: {word}: {change.verdict.reason}")
     elif change.train and change.action is not plan.Action.BLOCKED:
         out.append(f"    gate: {UNKNOWN}")
+    if change.steps:
+        out.append("    steps:")
+        out += [f"      {i}. {step}" for i, step in enumerate(change.steps, 1)]
     out.append("")
     return out
 

@@ -148,6 +148,8 @@ def _mismatches(
         out.append(f"action is {saved.action}, the manifest and live state give {now.action}")
     if not trained_since:
         out.extend(_judged(saved, now))
+        if saved.steps != now.steps:  # trained since: training's steps are done, rightly gone
+            out.append("steps are not what apply would do now")
     return out
 
 

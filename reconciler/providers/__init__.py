@@ -24,6 +24,7 @@ GROUP = "retrain.providers"
 BUILT_IN: Mapping[str, str] = {
     "local": "reconciler.providers.local.backend:BACKEND",
     "azure": "reconciler.providers.azure.backend:BACKEND",
+    "azureml": "reconciler.providers.azureml.backend:BACKEND",
 }
 
 Log = Callable[[str], None]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler import errors, model, redact, rules
+from reconciler import errors, model, plan, redact, rules
 
 Log = Callable[[str], None]
 
@@ -165,3 +165,11 @@ class Backend(rules.Rules, Protocol):
     def create(self, backend: model.Backend, context: Context) -> Provider:
         """The provider for the manifest's ``backend``."""
         ...
+
+
+def steps_of(descriptor: Backend) -> plan.Steps | None:
+    """The descriptor's ``steps`` (what apply will do for a change, in its words), when it
+    has one: optional, so a backend that says nothing more than the plan's diff needs
+    nothing (the in-test plug-in has none)."""
+    found = getattr(descriptor, "steps", None)
+    return found if callable(found) else None

@@ -122,11 +122,11 @@ def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     return MemoryHarness(prov, tmp_path, raw, edit, passes_environment=False)
 
 
-@pytest.fixture(params=["local", "azure", "memory"])
+@pytest.fixture(params=["local", "azure", "azureml", "memory"])
 def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harness]:
-    """Each contract test runs once per backend: the two built-in ones, and a third
+    """Each contract test runs once per backend: the three built-in ones, and one
     registered only through the entry-point group (``memory``)."""
     shutil.copy(HERE / "trainers" / "tiny.py", tmp_path / "tiny.py")
     shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", tmp_path / "webservice.json")
@@ -135,6 +135,12 @@ def harness(
         return
     if request.param == "memory":
         yield _memory(tmp_path, monkeypatch)
+        return
+    if request.param == "azureml":
+        from tests.providers import azureml_harness
+
+        with azureml_harness.harness(request.getfixturevalue("azurite"), tmp_path) as made:
+            yield made
         return
     from tests.providers import azure_harness
 

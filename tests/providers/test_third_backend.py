@@ -48,7 +48,7 @@ def run(project: Path, *args: str) -> int:
 def test_the_registry_finds_the_entry_point_backend_after_the_built_in_ones(
     project: Path,
 ) -> None:
-    assert list(providers.registry()) == ["local", "azure", "memory"]
+    assert list(providers.registry()) == ["local", "azure", "azureml", "memory"]
 
 
 def test_plan_and_apply_reconcile_through_a_plug_in_backend(
@@ -91,7 +91,7 @@ def test_an_unknown_kind_lists_every_registered_backend(
 ) -> None:
     (project / "retrain.yaml").write_text(MANIFEST.replace("kind: memory", "kind: nope"))
     assert run(project, "validate") == 1
-    assert "'nope' is not one of ['local', 'azure', 'memory']" in capsys.readouterr().err
+    assert "'nope' is not one of ['local', 'azure', 'azureml', 'memory']" in capsys.readouterr().err
     with pytest.raises(errors.ReconcilerError, match=r"unknown backend 'nope' \(known: local, "):
         providers.backend("nope")
 

@@ -15,10 +15,15 @@ def test_the_published_schema_is_the_composition_of_the_core_and_built_in_fragme
 def test_the_composed_schema_lists_the_registered_kinds_and_their_fields() -> None:
     doc = published_schema.built_in()
     backend, trainer = doc["$defs"]["backend"], doc["$defs"]["trainer"]
-    assert backend["properties"]["kind"]["enum"] == ["local", "azure"]
-    assert {"local", "azure"} <= set(backend["properties"])
-    assert trainer["oneOf"] == [{"required": ["entrypoint"]}, {"required": ["bes"]}]
-    assert {"resourceGroup", "classic"} <= set(doc["$defs"]["endpointFields"]["properties"])
+    assert backend["properties"]["kind"]["enum"] == ["local", "azure", "azureml"]
+    assert {"local", "azure", "azureml"} <= set(backend["properties"])
+    assert trainer["oneOf"] == [
+        {"required": ["entrypoint"]},
+        {"required": ["bes"]},
+        {"required": ["command"]},
+    ]
+    fields = set(doc["$defs"]["endpointFields"]["properties"])
+    assert {"resourceGroup", "classic", "azureml"} <= fields
 
 
 def test_backends_sharing_a_trainer_field_share_one_alternative() -> None:

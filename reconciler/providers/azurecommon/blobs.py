@@ -58,11 +58,16 @@ class BlobStore:
         self.parts = parse_connection_string(connection_string)
         self.connection_string = connection_string
         with sdk.mapped("blob storage connection string", scrub):
-            self.service = BlobServiceClient.from_connection_string(
-                connection_string,
-                connection_verify=verify,
-                retry_total=retries,
-            )
+            try:
+                self.service = BlobServiceClient.from_connection_string(
+                    connection_string,
+                    connection_verify=verify,
+                    retry_total=retries,
+                )
+            except ValueError as e:  # the SDK's word for a malformed string: ours is one line
+                raise errors.ProviderError(
+                    f"the storage connection string is malformed: {scrub(str(e))[:200]}"
+                ) from e
         self._ready = False
         self._append_lock = threading.Lock()
 

@@ -76,13 +76,15 @@ class Client:
         body: Any = None,
         ok: tuple[int, ...] = (200, 201, 202, 204),
         idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """One logical call; ``what`` names it in errors and retry lines. ``idempotent``
-        (default: by method) says whether it may be repeated after a failure."""
+        (default: by method) says whether it may be repeated after a failure; ``headers``
+        are sent besides the bearer token (say, to route a request to one deployment)."""
         safe = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
-            outcome = self._once(method, url, token, body)
+            outcome = self._once(method, url, token, body, headers or {})
             if not _retriable(outcome, safe) or attempt == attempts:
                 return self._finish(outcome, what, ok)
             delay = _delay(outcome, attempt)
@@ -98,8 +100,10 @@ class Client:
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _once(self, method: str, url: str, token: str, body: Any) -> Response | Exception:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    def _once(
+        self, method: str, url: str, token: str, body: Any, extra: Mapping[str, str]
+    ) -> Response | Exception:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **extra}
         try:
             r = self.session.request(
                 method,
