@@ -8,7 +8,7 @@ every other field of both (traffic and model aside) so that "nothing else change
 still means something. ``edit`` does what a person would: a PATCH of the endpoint's
 tags, or a PUT of the serving deployment with another model. The fake refuses a
 deployment model that is not a registered model version (as the service does), so
-an edit to an arbitrary URL skips the test that asks for it, saying why.
+``foreign_model`` registers one by hand, outside retrain's model name.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
@@ -35,6 +34,10 @@ RG = "rg-contract"
 WS = "ws-contract"
 CODE = "azureml:tiny-code:1"
 API = "2025-12-01"
+WORKSPACE_ID = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices"
+    f"/workspaces/{WS}"
+)
 HEADERS = {"Authorization": "Bearer someone-else"}
 ENDPOINT_BODY = {"location": "eastus", "properties": {"authMode": "Key"}}
 DEPLOYMENT_BODY = {
@@ -52,6 +55,23 @@ OPERATION_POLLS = 50  # bound on polls of one operation an edit waits for
 class AzureMLHarness(conftest.Harness):
     container: str = ""
     blobs: BlobServiceClient
+    api: Api | None = None
+
+    def foreign_model(self) -> str:
+        """A model version someone registered by hand, outside retrain's model name: a
+        deployment may only serve a registered version, so that is what a person's edit
+        points it at."""
+        assert self.api is not None
+        suffix = "/models/someone-elses-model/versions/1"
+        body = {
+            "properties": {
+                "modelUri": "azureml://datastores/workspaceblobstore/paths/elsewhere/model",
+                "modelType": "custom_model",
+            }
+        }
+        answer = self.api.call("PUT", suffix, body)
+        assert answer.status_code in (200, 201), answer.text
+        return f"{WORKSPACE_ID}{suffix}"
 
     def data(self, name: str, rows: list[float]) -> str:
         client = self.blobs.get_container_client(self.container)
@@ -193,14 +213,14 @@ def harness(emulator: Azurite, workdir: Path) -> Iterator[conftest.Harness]:
 
         made = AzureMLHarness(prov, workdir, raw, edit, passes_environment=False)
         made.container = container
+        made.api = api
         made.blobs = BlobServiceClient.from_connection_string(emulator.connection_string)
         yield made
 
 
 def _point(api: Api, name: str, uri: str) -> None:
     """A person's PUT of the serving deployment with another model."""
-    if not uri.startswith("/subscriptions/"):
-        pytest.skip(f"an online deployment's model must be a registered model version, not {uri}")
+    assert uri.startswith("/subscriptions/"), f"a deployment serves registered versions: {uri}"
     found = api.serving(name)
     assert found is not None
     _, deployment = found

@@ -32,6 +32,12 @@ class Harness:
     edit: Callable[[str, Callable[[dict[str, Any]], None]], None]
     passes_environment: bool = True
 
+    def foreign_model(self) -> str:
+        """A model location outside this backend's store that a person could point a
+        service at by hand (for the contract's out-of-band edit): a Studio-style URL here;
+        a backend that only serves registered models registers one elsewhere."""
+        return "https://elsewhere.example/m.ilearner"
+
     def data(self, name: str, rows: list[float]) -> str:
         path = self.workdir / name
         path.write_text("y\n" + "".join(f"{v}\n" for v in rows))

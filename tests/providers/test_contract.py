@@ -104,10 +104,11 @@ def test_an_out_of_band_edit_is_visible_as_a_changed_uri(harness: Harness) -> No
     record = harness.provider.train(harness.job(ep))
     harness.provider.create(ep, record.uri, TAGS | {model.TAG_FINGERPRINT: record.fingerprint})
     before = harness.provider.observe([ep])["a"]
-    harness.edit(ep.web_service, lambda d: _set_uri(d, "https://elsewhere.example/m.ilearner"))
+    foreign = harness.foreign_model()
+    harness.edit(ep.web_service, lambda d: _set_uri(d, foreign))
     after = harness.provider.observe([ep])["a"]
     assert before is not None and after is not None
-    assert after.model_uri == "https://elsewhere.example/m.ilearner"
+    assert after.model_uri == foreign
     assert after.expected_uri == record.uri
     assert after.revision != before.revision
 
