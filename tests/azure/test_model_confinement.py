@@ -29,14 +29,14 @@ ARM_ONE = """\
 Uri = Callable[[provider.AzureProvider], str]
 HOSTILE: dict[str, Uri] = {
     "other host": lambda p: "https://elsewhere.example/model.ilearner",
-    "dot-dot out of the store": lambda p: p.store.url(f"models/{FP}/../../outside.txt"),
-    "dot-dot back in": lambda p: p.store.url(f"models/x/../{FP}/model.ilearner"),
+    "dot-dot out of the store": lambda p: p.state.url(f"models/{FP}/../../outside.txt"),
+    "dot-dot back in": lambda p: p.state.url(f"models/x/../{FP}/model.ilearner"),
     "a query": lambda p: p.model_uri(FP) + f"?sv=2020-10-02&sig={SIG}",
-    "other container": lambda p: p.store.url(bes.model_path(FP), container="elsewhere"),
+    "other container": lambda p: p.state.url(bes.model_path(FP), container="elsewhere"),
     "other scheme": lambda p: "https" + p.model_uri(FP).removeprefix("http"),
     "upper-case fingerprint": lambda p: p.model_uri(FP.upper()),
     "short fingerprint": lambda p: p.model_uri(FP[:63]),
-    "other file of the model": lambda p: p.store.url(f"models/{FP}/metadata.json"),
+    "other file of the model": lambda p: p.state.url(f"models/{FP}/metadata.json"),
     "a line break": lambda p: p.model_uri(FP) + "\nError: all good",
 }
 

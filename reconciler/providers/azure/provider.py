@@ -15,22 +15,20 @@ only ever pointed at ``model_uri(fp)`` of an existing blob in our own container.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common
 from reconciler.providers.azure import arm, backend, bes, classic, config, services
-from reconciler.providers.azurecommon import blobs, http, lease, throttle
+from reconciler.providers.azurecommon import blobs, http, ledger, throttle
 
-HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
 URI_SHOWN = 200  # characters of a refused URI put in the error (it may be hostile and huge)
 
 
-class AzureProvider:
+class AzureProvider(ledger.BlobLedger):
     name = "azure"
 
     def __init__(
@@ -48,7 +46,7 @@ class AzureProvider:
         self.scrub = scrub.extend([cfg.connection_string.reveal()])
         self.workers = workers
         self.client = http.Client(verify=cfg.verify, retries=cfg.retries, scrub=self.scrub, log=log)
-        self.store = blobs.BlobStore(
+        self.state = blobs.BlobStore(
             cfg.connection_string.reveal(),
             cfg.container,
             verify=cfg.verify,
@@ -58,11 +56,11 @@ class AzureProvider:
         self.arm = arm.WebServices(
             cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
         )
-        self.classic = classic.Endpoints(self.client, self.store, cfg.classic_url)
+        self.classic = classic.Endpoints(self.client, self.state, cfg.classic_url)
         self.resource_manager_services = services.ResourceManager(self.arm, self.model_uri)
         self.classic_services = services.Classic(self.classic, self.model_uri)
         self.trainer = bes.Trainer(
-            self.client, self.store, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
+            self.client, self.state, poll=cfg.poll_seconds, log=log, url_for=cfg.bes_url
         )
 
     # -- digests ---------------------------------------------------------------
@@ -77,12 +75,12 @@ class AzureProvider:
         return fingerprint.combine(trainer_digest="bes", input_digests=identity, parameters={})
 
     def input_digest(self, location: str) -> str:
-        return self.store.digest(location)
+        return self.state.digest(location)
 
     def model_uri(self, fp: str) -> str:
         """The canonical blob URL of fingerprint ``fp``'s model: the one location a web
         service is ever pointed at."""
-        return self.store.url(bes.model_path(fp))
+        return self.state.url(bes.model_path(fp))
 
     # -- observe ---------------------------------------------------------------
     def observe(
@@ -106,7 +104,7 @@ class AzureProvider:
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         fps = list(fingerprints)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            texts = list(pool.map(lambda fp: self.store.read_text(bes.metadata_path(fp)), fps))
+            texts = list(pool.map(lambda fp: self.state.read_text(bes.metadata_path(fp)), fps))
         return {
             fp: self._record(fp, text)
             for fp, text in zip(fps, texts, strict=True)
@@ -114,7 +112,7 @@ class AzureProvider:
         }
 
     def _record(self, fp: str, text: str) -> model.ModelRecord:
-        where = self.store.relative(bes.metadata_path(fp))
+        where = self.state.relative(bes.metadata_path(fp))
         return common.model_record_from_text(fp, text, uri=self.model_uri(fp), where=where)
 
     # -- act -------------------------------------------------------------------
@@ -123,7 +121,7 @@ class AzureProvider:
         if stored is not None:
             return stored
         metadata = self.trainer.train(job)
-        self.store.write_text(bes.metadata_path(job.fingerprint), json.dumps(metadata, indent=2))
+        self.state.write_text(bes.metadata_path(job.fingerprint), json.dumps(metadata, indent=2))
         return self._record(job.fingerprint, json.dumps(metadata))
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
@@ -148,32 +146,17 @@ class AzureProvider:
                 f"this backend serves models only from {canonical}",
                 where=ep.web_service,
             )
-        if not self.store.exists(bes.model_path(fp)):
+        if not self.state.exists(bes.model_path(fp)):
             raise errors.ProviderError(
                 f"model blob {shown} for endpoint {ep.name} does not exist; not pointing at it",
                 where=ep.web_service,
             )
         return fp
 
-    # -- history and lock --------------------------------------------------------
-    def record(self, entry: base.HistoryEntry) -> None:
-        self.store.append_line(HISTORY_PATH, base.history_line(entry))
-
-    def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
-        text = self.store.read_text(HISTORY_PATH) or ""
-        return base.parse_history(text, where=self.store.relative(HISTORY_PATH), endpoint=endpoint)
-
-    def lock(
-        self, holder: str, timeout: float, on_wait: Callable[[str], None] = lambda _m: None
-    ) -> AbstractContextManager[None]:
-        return lease.hold(self.store, holder=holder, timeout=timeout, on_wait=on_wait)
-
+    # -- history and lock come from ledger.BlobLedger; cancel and recover -------
     def cancel(self) -> None:
         """BES jobs run remotely and are recorded before they start: an interrupted apply
         leaves them running, and the next run resumes them rather than paying twice."""
-
-    def force_unlock(self, lock_id: str) -> str:
-        return lease.force_unlock(self.store, lock_id)
 
     def recover(self) -> list[str]:
         """Nothing to sweep: BES jobs are recorded before they start and resumed, not redone."""

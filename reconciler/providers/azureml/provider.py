@@ -15,19 +15,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from typing import Any
 
 from azure.core.credentials import AccessToken
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common
-from reconciler.providers.azurecommon import blobs, http, lease, throttle
+from reconciler.providers.azurecommon import blobs, http, ledger, throttle
 from reconciler.providers.azureml import arm, backend, config, jobs, live, rollout
 
-HISTORY_PATH = "history.jsonl"
 DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
 URI_SHOWN = 200  # characters of a refused model reference put in the error
 TOKEN_LIFETIME = 3600  # seconds we treat a CI-provided token as valid (it is not refreshed)
@@ -43,7 +41,7 @@ class StaticToken:
         return AccessToken(self._token, int(time.time()) + TOKEN_LIFETIME)
 
 
-class AzureMLProvider:
+class AzureMLProvider(ledger.BlobLedger):
     name = "azureml"
 
     def __init__(
@@ -186,25 +184,10 @@ class AzureMLProvider:
             )
         return fp
 
-    # -- history and lock ------------------------------------------------------------
-    def record(self, entry: base.HistoryEntry) -> None:
-        self.state.append_line(HISTORY_PATH, base.history_line(entry))
-
-    def history(self, endpoint: str | None = None) -> Iterator[base.HistoryEntry]:
-        text = self.state.read_text(HISTORY_PATH) or ""
-        return base.parse_history(text, where=self.state.relative(HISTORY_PATH), endpoint=endpoint)
-
-    def lock(
-        self, holder: str, timeout: float, on_wait: Callable[[str], None] = lambda _m: None
-    ) -> AbstractContextManager[None]:
-        return lease.hold(self.state, holder=holder, timeout=timeout, on_wait=on_wait)
-
+    # -- history and lock come from ledger.BlobLedger; cancel and recover -------
     def cancel(self) -> None:
         """Command jobs run remotely under names from their fingerprints: an interrupted
         apply leaves them running, and the next run resumes watching them."""
-
-    def force_unlock(self, lock_id: str) -> str:
-        return lease.force_unlock(self.state, lock_id)
 
     def recover(self) -> list[str]:
         """Nothing to sweep: jobs and deployments are found again by name and resumed."""
