@@ -14,12 +14,13 @@ its declared parallelism, and the factory of its ``Provider``. The registry
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler import errors, model, plan, redact, rules
 
@@ -173,3 +174,12 @@ def steps_of(descriptor: Backend) -> plan.Steps | None:
     nothing (the in-test plug-in has none)."""
     found = getattr(descriptor, "steps", None)
     return found if callable(found) else None
+
+
+@functools.cache
+def fragment_beside(module_file: str) -> Mapping[str, Any]:
+    """The schema fragment ``schema.json`` beside a backend's module, read once: how a
+    built-in backend supplies ``schema_fragment()``."""
+    path = Path(module_file).parent / "schema.json"
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded

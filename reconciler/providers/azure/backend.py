@@ -9,10 +9,8 @@ reads instead of the manifest's raw fields.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ from reconciler.problems import Rel, Site
 from reconciler.providers import base
 
 NAME = "azure"
-SCHEMA_PATH = Path(__file__).parent / "schema.json"
 SECRET_FIELDS = (
     r"/trainers/[^/]+/bes/apiKey",
     r"/backend/azure/storage/connectionString",
@@ -90,7 +87,7 @@ class AzureBackend:
     secret_fields = SECRET_FIELDS
 
     def schema_fragment(self) -> Mapping[str, Any]:
-        return _fragment()
+        return base.fragment_beside(__file__)
 
     def trainer(self, spec: Mapping[str, Any], site: Site, base: Path) -> model.TrainerSpec:
         declared = spec.get("bes")
@@ -148,12 +145,6 @@ class AzureBackend:
 
 
 BACKEND: base.Backend = AzureBackend()
-
-
-@cache
-def _fragment() -> Mapping[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return loaded
 
 
 def _refuse_training_service(

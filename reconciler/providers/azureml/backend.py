@@ -12,11 +12,9 @@ without promoting (flagger#189 is that bug).
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from reconciler.problems import Rel, Site
 from reconciler.providers import base
 
 NAME = "azureml"
-SCHEMA_PATH = Path(__file__).parent / "schema.json"
 SECRET_FIELDS = (r"/backend/azureml/storage/connectionString",)
 SHOWN = 100  # characters of a refused input location quoted in its message
 FULL = 100  # percent: where every rollout ends
@@ -108,7 +105,7 @@ class AzureMLBackend:
     secret_fields = SECRET_FIELDS
 
     def schema_fragment(self) -> Mapping[str, Any]:
-        return _fragment()
+        return base.fragment_beside(__file__)
 
     def trainer(self, spec: Mapping[str, Any], site: Site, base: Path) -> model.TrainerSpec:
         for other in OTHER_BACKENDS:
@@ -186,9 +183,3 @@ class AzureMLBackend:
 
 
 BACKEND: base.Backend = AzureMLBackend()
-
-
-@cache
-def _fragment() -> Mapping[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return loaded

@@ -8,11 +8,9 @@ files; a web service's name names a file in the state directory.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ NAME = "local"
 STATE_DIR = ".retrain"  # next to the manifest, unless backend.local.stateDir or --state-dir
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it names a file
 MAX_TRAINER_BYTES = 4 * yamlsrc.MiB  # a trainer's source file; real ones are kilobytes
-SCHEMA_PATH = Path(__file__).parent / "schema.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +49,7 @@ class LocalBackend:
     secret_fields: tuple[str, ...] = ()
 
     def schema_fragment(self) -> Mapping[str, Any]:
-        return _fragment()
+        return base.fragment_beside(__file__)
 
     def trainer(self, spec: Mapping[str, Any], site: Site, base: Path) -> model.TrainerSpec:
         if "entrypoint" not in spec:
@@ -91,12 +88,6 @@ class LocalBackend:
 
 
 BACKEND: base.Backend = LocalBackend()
-
-
-@cache
-def _fragment() -> Mapping[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return loaded
 
 
 def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
