@@ -121,10 +121,17 @@ def selection_options(f: Any) -> Any:
     )(f)
 
 
-def settings_for(env: Env, *, manifest: Path | None, **kw: Any) -> settings.Settings:
-    """Settings from flags; no -f means ``retrain.yaml``."""
+def settings_for(
+    env: Env, *, manifest: Path | None, state_dir: Path | None = None, **kw: Any
+) -> settings.Settings:
+    """Settings from flags; no -f means ``retrain.yaml``. A relative ``--state-dir`` is
+    relative to the manifest's folder, like every path the manifest holds, so a command
+    run from another folder reads the same state."""
     actor = env.vars.get("RETRAIN_ACTOR") or env.vars.get("GITHUB_ACTOR") or _user()
-    return settings.Settings(actor=actor, manifest=manifest or DEFAULT_MANIFEST, **kw)
+    manifest = manifest or DEFAULT_MANIFEST
+    if state_dir is not None and not state_dir.is_absolute():
+        state_dir = manifest.parent / state_dir
+    return settings.Settings(actor=actor, manifest=manifest, state_dir=state_dir, **kw)
 
 
 def _user() -> str:
