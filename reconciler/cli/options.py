@@ -90,6 +90,13 @@ def output_options(f: Any) -> Any:
 DEFAULT_MANIFEST = Path("retrain.yaml")
 
 
+def _given_or_none(ctx: click.Context, param: click.Parameter, value: Path) -> Path | None:
+    """The manifest flag as given, None when defaulted (``apply PLANFILE`` then takes the
+    plan's own; ``settings_for`` the default)."""
+    source = ctx.get_parameter_source(param.name or "")
+    return None if source is click.core.ParameterSource.DEFAULT else value
+
+
 def manifest_option(f: Any) -> Any:
     """``-f/--file`` (None when not given: ``apply PLANFILE`` then uses the plan's own)
     and ``--state-dir``, plus the output options every command takes."""
@@ -104,8 +111,9 @@ def manifest_option(f: Any) -> Any:
         "-f",
         "--file",
         "manifest",
-        default=None,
-        show_default=str(DEFAULT_MANIFEST),
+        default=DEFAULT_MANIFEST,
+        show_default=True,
+        callback=_given_or_none,
         type=click.Path(path_type=Path),
         help="The manifest.",
     )(f)
