@@ -45,7 +45,16 @@ def test_the_environment_holds_exactly_the_locked_versions() -> None:
         for d in importlib.metadata.distributions()
         if canonical(d.metadata["Name"]) != "retrain"
     }
-    assert installed == locked()
+    pins = locked()
+    differ = sorted(
+        f"{name}: installed {installed.get(name, 'no')}, locked {pins.get(name, 'no')}"
+        for name in set(installed) | set(pins)
+        if installed.get(name) != pins.get(name)
+    )
+    assert differ == [], (
+        "the environment is not the lock (after changing a dependency: install it, run "
+        "make check, then make lock; for a stale .venv: rm -rf .venv && make install)"
+    )
 
 
 def test_the_lock_covers_every_declared_dependency() -> None:
