@@ -20,6 +20,7 @@ from reconciler import (
     apply,
     errors,
     fingerprint,
+    gate,
     ledger,
     manifest,
     model,
@@ -128,7 +129,28 @@ def desired_state(
 
 def plan_now(session: Session) -> plan.Plan:
     """Observe the selected endpoints (one read each) and decide."""
-    return decide(session, observe(session))
+    return decide(session, checked(session, observe(session)))
+
+
+def checked(session: Session, observed: model.Observed) -> model.Observed:
+    """``observed``, once every gate can judge against its endpoint's serving model: a
+    gate metric the serving model's stored metrics lack is a manifest error, at the
+    metric's line, before anything is trained. Only models the plan reads anyway are
+    consulted (none for an endpoint in sync), so this costs no request."""
+    found: dict[str, str] = {}
+    for ep in session.endpoints:
+        svc = observed.services.get(ep.name)
+        champion = observed.models.get(svc.fingerprint or "") if svc else None
+        why = gate.metric_missing(ep.gate, champion.metrics if champion else None)
+        if why and ep.gate is not None:
+            at = ep.gate.source or ep.source
+            where = f"{at.file}:{at.line}" if at.line else at.file
+            found.setdefault(
+                f"{where}: {at.pointer or '/'}", f"the serving model of {ep.name!r} {why}"
+            )
+    if found:
+        raise errors.ManifestError([f"{where}: {why}" for where, why in found.items()])
+    return observed
 
 
 def observe(session: Session) -> model.Observed:
@@ -168,7 +190,11 @@ def plan_with_training(
     references. Returns the plan and the training failures (fingerprint → reason)."""
     observed = observe(session)
     the_plan, training = train_and_decide(
-        session, observed, decide(session, observed), progress=progress, as_asked=False
+        session,
+        observed,
+        decide(session, checked(session, observed)),
+        progress=progress,
+        as_asked=False,
     )
     failed = training.failed
     changes = tuple(
@@ -253,7 +279,7 @@ def _prepare(session: Session, progress: apply.Progress) -> model.Observed:
         progress(f"removed {leftover}, left by an interrupted run")
     observed = observe(session)
     settle_history(session, observed.services, progress)
-    return observed
+    return checked(session, observed)
 
 
 def settle_history(

@@ -47,6 +47,16 @@ def evaluate(
     return Verdict(True, _pass_reason(gate, value, best), gate.metric, value, best)
 
 
+def metric_missing(gate: model.Gate | None, champion: Mapping[str, float] | None) -> str | None:
+    """Why ``gate`` cannot judge against the serving model: its metric is not among the
+    ``champion``'s stored metrics (a misspelt metric name, found before any training
+    instead of in every challenger's verdict after it). None when it can, or when there
+    is no champion with metrics to compare with."""
+    if gate is None or not champion or gate.metric in champion:
+        return None
+    return f"has no metric {gate.metric!r} (has: {', '.join(sorted(champion))})"
+
+
 def _better_or_equal(gate: model.Gate, a: float, b: float) -> bool:
     return a >= b if gate.higher_is_better else a <= b
 

@@ -52,6 +52,7 @@ def load(
     if located.data is None:
         raise errors.ManifestError([f"{path}: the manifest is empty"])
     problems.validate(located.data, found)
+    problems.yaml11(located.data, found)
     found.raise_if_any()
     doc: dict[str, Any] = located.data
     kind = doc["backend"]["kind"]
@@ -102,9 +103,11 @@ def _trainers(doc: Mapping[str, Any], ctx: _Context, found: Problems) -> dict[st
     for name, raw_spec in doc["trainers"].items():
         site = Site(found, ((f"/trainers/{yamlsrc.escape(name)}", raw_spec),))
         spec = ctx.resolver.resolve(raw_spec, site)
+        typed = ctx.backend.trainer(spec, site, ctx.base)
+        _check_parameter_names(name, typed.declared_parameters(), spec, site)
         out[name] = model.Trainer(
             name=name,
-            spec=ctx.backend.trainer(spec, site, ctx.base),
+            spec=typed,
             parameters=model.frozen_map(spec.get("parameters")),
             secrets=model.frozen_map(spec.get("secrets", {})),
             timeout_seconds=float(spec.get("timeout", model.TRAINER_TIMEOUT)),
@@ -172,6 +175,7 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
             _check_definition(definition, spec["asset"], site, ctx)
     if trainer is None or None in inputs.values() or site.poisoned:
         return None
+    _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)
     parameters = {**trainer.parameters, **spec.get("parameters", {})}
     secret_parameters = {**trainer.secret_parameters, **spec.get("secretParameters", {})}
     for clash in sorted(set(parameters) & set(secret_parameters)):
@@ -196,11 +200,40 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
             minimum=gate.get("minimum"),
             max_regression=gate.get("maxRegression"),
             higher_is_better=gate.get("higherIsBetter", True),
+            source=_source_of(site, ("gate", "metric")),
         ),
         definition=None if definition is None else str(definition),
         source=model.Source(site.problems.file, site.ptr, site.problems.located.line_of(site.ptr)),
         address=address,
     )
+
+
+PARAMETER_FIELDS = ("parameters", "secretParameters")
+
+
+def _check_parameter_names(
+    trainer: str, declared: frozenset[str] | None, spec: Mapping[str, Any], site: Site
+) -> None:
+    """Each parameter the manifest gives (``spec``: a trainer's or an endpoint's) must be
+    one the trainer declares, when it declares them: a misspelt name is found before any
+    training, at its own key."""
+    if declared is None:
+        return
+    for fields in PARAMETER_FIELDS:
+        for name in spec.get(fields) or {}:
+            if name not in declared:
+                site.add(
+                    (fields, name),
+                    f"trainer {trainer!r} declares no parameter {name!r}"
+                    f"{problems.did_you_mean(name, declared)} "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'})",
+                )
+
+
+def _source_of(site: Site, rel: problems.Rel) -> model.Source:
+    """Where the value at ``rel`` of an assembled endpoint is written (its layer's line)."""
+    ptr, _label, _raw = site.origin(rel)
+    return model.Source(site.problems.file, ptr, site.problems.located.line_of(ptr))
 
 
 def _finite(value: Any) -> bool:

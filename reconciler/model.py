@@ -79,6 +79,8 @@ class Gate:
     minimum: float | None = None
     max_regression: float | None = None
     higher_is_better: bool = True
+    source: Source | None = field(default=None, compare=False)
+    """Where ``metric`` is written, for the plan-time check against the serving model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,11 @@ class TrainerSpec:
     a remote training service...). Each backend subclasses this frozen type with its own
     fields; the base, with none, is a trainer no backend can run (the planner's tests
     need no more). Secrets in it are ``Secret``."""
+
+    def declared_parameters(self) -> frozenset[str] | None:
+        """The parameter names the trainer declares it takes, when it declares them (the
+        loader then refuses any other name before training); None: not declared."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ own line, and only a key that no subschema declares counts as unknown.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -204,8 +205,29 @@ def _violations(
         for key in leaf.instance:
             if key not in declared:
                 at = yamlsrc.pointer([*rel, key])
-                out.append((rel, f"unknown key: {key!r}", at))
-    return out
+                out.append((rel, f"unknown key: {key!r}{did_you_mean(key, declared)}", at))
+    return _unshadowed(out)
+
+
+NO_BRANCH = "is not valid under any of the given schemas"  # jsonschema's oneOf/anyOf message
+
+
+def _unshadowed(found: list[tuple[Rel, str, str | None]]) -> list[tuple[Rel, str, str | None]]:
+    """Drop "{...the whole value...} is not valid under any of the given schemas" where an
+    unknown key at the same place says why (a misspelt key matches no backend's trainer)."""
+    unknown = {rel for rel, message, _ in found if message.startswith("unknown key: ")}
+    return [f for f in found if not (f[0] in unknown and f[1].endswith(NO_BRANCH))]
+
+
+SIMILAR = 0.75  # difflib ratio for "did you mean": catches one or two typos, not other words
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'entrypoint'?)`` when ``word`` is close to one of ``known``
+    (case aside), else empty."""
+    by_lower = {k.lower(): k for k in sorted(known)}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=SIMILAR)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def _missing(required: Any, instance: dict[str, Any]) -> str:
@@ -244,6 +266,90 @@ def _message(composed: schema.Schema, error: jsonschema.ValidationError) -> str:
 def _is_secret_ref(composed: schema.Schema, error: jsonschema.ValidationError) -> bool:
     pattern = error.schema.get("pattern") if isinstance(error.schema, dict) else None
     return bool(pattern == composed.definition("secretRef")["pattern"])
+
+
+# --- values YAML 1.1 converts silently -------------------------------------------
+
+MAX_PROBES = 1000  # values probed, ~1 ms each (a cut-down document); real manifests have few
+_TYPED = "parameters"  # values passed to the trainer as typed JSON: 0.10 there means 0.1
+_CHANGES_IN_YAML12 = (bool, int)  # yes/no/on/off, 0777, 1:30 read otherwise by YAML 1.2
+
+
+def yaml11(instance: Any, problems: Problems) -> None:
+    """A problem for each unquoted value YAML 1.1 converted (``yamlsrc.surprising``) where
+    the schema accepts the text as written, a string: ``version: 2026.10`` (read as
+    2026.1), ``location: no`` (false), ``mode: 0777`` (511). The fix is to quote it. In
+    trainer parameters, where numbers are meant as numbers, a float's lost trailing zero
+    or a date is not a problem; a value YAML 1.2 reads differently still is."""
+    for ptr, text in list(problems.located.converted.items())[:MAX_PROBES]:
+        parent, rel = _container(instance, ptr)
+        if parent is None:
+            continue
+        value = parent[rel[-1]]
+        typed = _TYPED in ptr.split("/")
+        if typed and not isinstance(value, _CHANGES_IN_YAML12):
+            continue
+        if not _accepts(problems, instance, rel, text):
+            continue  # a string is no better there: the schema says what is wrong, if anything
+        for found in [k for k in problems.found if k[0] == ptr]:
+            del problems.found[found]  # "False is not of type 'string'": this says why
+        problems.add(ptr, _converted(text, value))
+
+
+def _converted(text: str, value: Any) -> str:
+    """``unquoted no is read as the boolean false (YAML 1.1); quote it: "no"``, and the
+    other spelling when the converted value may be what was meant."""
+    if isinstance(value, bool):
+        word = str(value).lower()
+        read, instead = f"the boolean {word}", f", or write {word} if a boolean is meant"
+    elif isinstance(value, int):
+        read, instead = f"the number {value}", f", or write {value} if that number is meant"
+    elif isinstance(value, float):
+        read, instead = f"the number {value!r}", ""
+    else:
+        read, instead = f"the date {value.isoformat()}", ""
+    quoted = f'"{show(text)}"'
+    return f"unquoted {show(text)} is read as {read} (YAML 1.1); quote it: {quoted}{instead}"
+
+
+def _container(instance: Any, ptr: str) -> tuple[Any, Rel]:
+    """The mapping or list holding the value at ``ptr`` (None when there is none) and
+    the path of the value."""
+    parent: Any = None
+    rel: Rel = ()
+    value = instance
+    for token in ptr.split("/")[1:]:
+        parent = value
+        key: str | int = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(parent, list) and str(key).isdigit() and int(key) < len(parent):
+            key = int(key)
+        elif not isinstance(parent, dict) or key not in parent:
+            return None, ()
+        rel = (*rel, key)
+        value = parent[key]
+    return parent, rel
+
+
+def _accepts(problems: Problems, instance: Any, rel: Rel, text: str) -> bool:
+    """Whether the schema accepts ``text`` in place of the value at ``rel``. Checked on
+    the document cut down to the path there (one item of each list on it), so a probe
+    costs the same for a manifest of three endpoints or of ten thousand."""
+    probe, at = _with(instance, rel, text)
+    found = _violations(problems.schema, problems.schema.validator, probe)
+    return not any(where == at for where, _message, _line in found)
+
+
+def _with(value: Any, rel: Rel, text: str) -> tuple[Any, Rel]:
+    """A copy of ``value`` along ``rel`` with ``text`` at its end and, of each list on the
+    way, only the item on the path; the path to ``text`` in it. Items of a list share one
+    schema (``items``), and only problems at that path are looked at."""
+    if not rel:
+        return text, ()
+    head, rest = rel[0], rel[1:]
+    inner, at = _with(value[head], rest, text)
+    if isinstance(value, list):
+        return [inner], (0, *at)
+    return {**value, head: inner}, (head, *at)
 
 
 # --- checks every backend's may share ---------------------------------------------

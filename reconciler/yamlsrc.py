@@ -15,6 +15,7 @@ Python's recursion limit. JSON files get the same depth bound before ``json``
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import stat
@@ -108,6 +109,10 @@ class Located:
 
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
+    converted: dict[str, str] = field(default_factory=dict)
+    """JSON pointer → the text of an unquoted value YAML 1.1 turned into something a
+    reader may not expect (``no`` → false, ``2026.10`` → 2026.1, ``0777`` → 511): the
+    loader checks these against the schema (``problems.yaml11``)."""
 
     def line_of(self, pointer: str) -> int | None:
         """The line of ``pointer``, or of its nearest ancestor that has one."""
@@ -169,7 +174,7 @@ def load(text: str) -> Located:
     located = Located(None)
     if node is not None:
         try:
-            located.data = _build(node, "", located.lines, ())
+            located.data = _build(node, "", located, ())
         except yaml.YAMLError as e:  # e.g. an unknown tag (!foo, !!python/object)
             mark = getattr(e, "problem_mark", None)
             raise YamlError(
@@ -183,9 +188,10 @@ def _flat(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _build(node: yaml.Node, ptr: str, lines: dict[str, int], above: tuple[int, ...]) -> Any:
+def _build(node: yaml.Node, ptr: str, located: Located, above: tuple[int, ...]) -> Any:
     """The value of ``node``; ``above`` holds the ids of the containers it is nested in
     (aliases let a small document nest deeper than it was composed, or into itself)."""
+    lines = located.lines
     line = node.start_mark.line + 1
     if len(lines) > MAX_VALUES:
         raise YamlError(
@@ -196,15 +202,18 @@ def _build(node: yaml.Node, ptr: str, lines: dict[str, int], above: tuple[int, .
     if isinstance(node, yaml.ScalarNode):
         if len(node.value) > MAX_STRING:
             raise YamlError(f"a value is longer than {MAX_STRING} characters", line)
-        return _scalar(node, line)
+        value = _scalar(node, line)
+        if node.style is None and surprising(node.value, value):
+            located.converted[ptr] = node.value
+        return value
     if id(node) in above:
         raise YamlError("invalid YAML: an alias refers to itself", line)
     if len(above) >= MAX_DEPTH:
         raise YamlError(f"the document is nested more than {MAX_DEPTH} levels deep", line)
     inner = (*above, id(node))
     if isinstance(node, yaml.MappingNode):
-        return _build_mapping(node, ptr, lines, inner)
-    return [_build(item, f"{ptr}/{i}", lines, inner) for i, item in enumerate(node.value)]
+        return _build_mapping(node, ptr, located, inner)
+    return [_build(item, f"{ptr}/{i}", located, inner) for i, item in enumerate(node.value)]
 
 
 def _scalar(node: yaml.ScalarNode, line: int) -> Any:
@@ -222,8 +231,31 @@ def _scalar(node: yaml.ScalarNode, line: int) -> Any:
     return value
 
 
+# Unquoted text YAML 1.1 reads as a number YAML 1.2 (and most people) would not: a leading
+# zero (octal), or base-60 "sexagesimal" digits separated by colons.
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_BOOLEAN_WORDS = frozenset({"true", "false"})  # the only spellings YAML 1.2 keeps
+
+
+def surprising(text: str, value: Any) -> bool:
+    """Whether YAML 1.1 turned the unquoted ``text`` into ``value`` in a way that loses
+    or changes what was written: a boolean spelled ``yes``/``no``/``on``/``off``/``y``/``n``,
+    an octal or base-60 number, a float whose digits do not read back (``2026.10``),
+    or a date."""
+    if isinstance(value, bool):
+        return text.lower() not in _BOOLEAN_WORDS
+    if isinstance(value, int):
+        return bool(_OCTAL.fullmatch(text) or _SEXAGESIMAL.fullmatch(text))
+    if isinstance(value, float):
+        return bool(_SEXAGESIMAL.fullmatch(text)) or (
+            not text.lower().lstrip("+-").startswith(".") and repr(value) != text
+        )
+    return isinstance(value, dt.date)
+
+
 def _build_mapping(
-    node: yaml.MappingNode, ptr: str, lines: dict[str, int], above: tuple[int, ...]
+    node: yaml.MappingNode, ptr: str, located: Located, above: tuple[int, ...]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
@@ -238,6 +270,6 @@ def _build_mapping(
         if key in out:
             raise YamlError(f"duplicate key {key!r}", line)
         child = f"{ptr}/{escape(key)}"
-        out[key] = _build(value_node, child, lines, above)
-        lines[child] = line
+        out[key] = _build(value_node, child, located, above)
+        located.lines[child] = line
     return out

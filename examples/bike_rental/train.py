@@ -18,9 +18,12 @@ experiment published as a web service writes when called through BES:
   header row and one value row (see ``EVALUATION_COLUMNS``), measured on a holdout. The quality gate
   reads this file exactly as it reads the Studio output.
 
-``parameters`` are the web service's global parameters. All are optional (see ``DEFAULTS``); an
-unknown name raises ``ValueError``, because a typo in a manifest must not silently train with a
-default. Values may be numbers or numeric strings (BES passes global parameters as strings).
+``parameters`` are the web service's global parameters. All are optional (see ``PARAMETERS``,
+which also declares them to retrain: a manifest naming another one is refused before any
+training); an unknown name raises ``ValueError`` here too, because a typo must not silently train
+with a default. Values may be numbers or numeric strings (BES passes global parameters as strings).
+
+A bad input row is reported as ``file:line: what`` (the CSV's own line, header included).
 
 Training is deterministic: the same input bytes and parameters give the same model predictions
 and byte-identical evaluation files. It runs single-threaded, so parallel jobs do not fight over
@@ -50,13 +53,16 @@ import skops.io
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-DEFAULTS: Final[Mapping[str, int | float]] = {
+# The parameters and their defaults. A literal, so retrain reads the names without running this
+# file (the local backend's ``PARAMETERS`` declaration).
+PARAMETERS: Final[Mapping[str, int | float]] = {
     "n_estimators": 100,  # boosting iterations
     "max_depth": 8,  # per tree
     "learning_rate": 0.1,
     "test_fraction": 0.2,  # the latest 20% of hours are the holdout
     "seed": 0,  # random_state
 }
+DEFAULTS: Final = PARAMETERS
 
 # Types beyond skops' defaults that a saved model may contain. Derived once with
 # ``skops.io.get_untrusted_types(file=...)`` on a model this module trained, and written out so
@@ -92,9 +98,15 @@ def train(
     params = resolve_parameters(parameters)
     if "rentals" not in inputs:
         raise ValueError(f"missing input 'rentals' (got: {', '.join(sorted(inputs)) or 'none'})")
-    rows = read_rows(Path(inputs["rentals"]))
-    check_time_order(rows)
-    features, target = features_of(rows), target_of(rows)
+    path = Path(inputs["rentals"])
+    try:
+        rows = read_rows(path)
+        check_time_order(rows)
+        features, target = features_of(rows), target_of(rows)
+    except RowError as error:
+        raise ValueError(f"{_shown(path)}:{error.line}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{_shown(path)}: {error}") from None
     n_test = holdout_size(len(rows), float(params["test_fraction"]))
     split = len(rows) - n_test
     model = HistGradientBoostingRegressor(
@@ -141,12 +153,12 @@ _RANGES: Final[Mapping[str, tuple[Callable[[float], bool], str]]] = {
 
 def resolve_parameters(parameters: Mapping[str, Any]) -> dict[str, int | float]:
     """Defaults overlaid with ``parameters``, type-checked and range-checked."""
-    unknown = sorted(set(parameters) - set(DEFAULTS))
+    unknown = sorted(set(parameters) - set(PARAMETERS))
     if unknown:
         raise ValueError(
-            f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})"
+            f"unknown parameter(s): {', '.join(unknown)} (known: {', '.join(PARAMETERS)})"
         )
-    resolved = dict(DEFAULTS)
+    resolved = dict(PARAMETERS)
     for name, value in parameters.items():
         resolved[name] = _as_float(name, value) if name in _FLOATS else _as_int(name, value)
     for name, (ok, wanted) in _RANGES.items():
@@ -179,12 +191,26 @@ def _as_float(name: str, value: Any) -> float:
     return number
 
 
+class RowError(ValueError):
+    """A bad row: ``line`` is its line in the CSV file (1 is the header)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.line = index + 2  # rows count from 0, after the header line
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder (the manifest's) when it is inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The CSV's rows, in file (time) order; the columns are checked by ``features_of``."""
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if len(rows) < 2:
-        raise ValueError(f"{path}: need at least 2 data rows to train and evaluate")
+        raise ValueError("need at least 2 data rows to train and evaluate")
     return rows
 
 
@@ -195,13 +221,13 @@ def check_time_order(rows: Sequence[Mapping[str, Any]]) -> None:
         try:
             when = dt.datetime.fromisoformat(str(row["datetime"]))
             if previous is not None and when < previous:
-                raise ValueError(
-                    f"row {i + 1}: {when} is earlier than the row before; sort by time"
-                )
+                raise RowError(i, f"{when} is earlier than the row before; sort by time")
         except KeyError:
             raise ValueError("missing column 'datetime'") from None
-        except TypeError as error:  # naive and aware times mixed
-            raise ValueError(f"row {i + 1}: {error}") from None
+        except RowError:
+            raise
+        except (TypeError, ValueError) as error:  # not a time; naive and aware times mixed
+            raise RowError(i, str(error)) from None
         previous = when
 
 
@@ -213,9 +239,9 @@ def features_of(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
             when = dt.datetime.fromisoformat(str(row["datetime"]))
             others = [float(row[column]) for column in INPUT_COLUMNS[1:]]
         except KeyError as error:
-            raise ValueError(f"row {i + 1}: missing column {error.args[0]!r}") from None
+            raise RowError(i, f"missing column {error.args[0]!r}") from None
         except (TypeError, ValueError) as error:
-            raise ValueError(f"row {i + 1}: {error}") from None
+            raise RowError(i, str(error)) from None
         matrix[i] = (when.hour, when.weekday(), when.month, *others)
     return matrix
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from pathlib import Path
+from typing import Any
 
 import click
+from click import shell_completion
 
 from reconciler import (
     __version__,
@@ -18,9 +22,11 @@ from reconciler import (
     render,
 )
 from reconciler import plan as planning
+from reconciler.cli import jsonout
 from reconciler.cli.options import (
     Env,
     manifest_option,
+    output_options,
     selection_options,
     session_for,
     settings_for,
@@ -37,34 +43,38 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     is_flag=True,
     help="Show the full traceback of an unexpected error.",
 )
-@click.option("--no-color", is_flag=True, help="Plain output, no ANSI colour.")
+@output_options
 @click.pass_obj
-def cli(env: Env, show_traceback: bool, no_color: bool) -> None:
+def cli(env: Env, show_traceback: bool) -> None:
     """Reconcile ML models behind web services with the models a manifest declares.
 
     \b
     retrain validate            check the manifest
     retrain plan                show what would change, and why
-    retrain apply               train what is needed, gate it, update web services
+    retrain apply [PLANFILE]    train what is needed, gate it, update web services
+    retrain show PLANFILE       render a saved plan again (text, json, markdown)
     retrain status              what each endpoint serves now
     retrain history             what served what, when
     retrain force-unlock ID     release a stuck apply lock
+    retrain completion SHELL    shell completion script (bash, zsh, fish)
 
-    Exit codes: 0 success, 1 error, 2 plan has changes (with --detailed-exitcode).
+    Exit codes: 0 success, 1 error, 2 plan has changes (with --detailed-exitcode),
+    130 interrupted.
     """
-    env.traceback = show_traceback
-    env.colour = env.colour and not no_color and "NO_COLOR" not in env.vars
+    env.traceback = env.traceback or show_traceback
+    env.colour = env.colour and "NO_COLOR" not in env.vars
 
 
 @cli.command()
 @manifest_option
 @click.pass_obj
-def validate(env: Env, manifest: Path, state_dir: Path | None) -> None:
+def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
     """Check the manifest: schema, references, files. Reports every problem at once."""
-    session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
+    config = settings_for(env, manifest=manifest, state_dir=state_dir)
+    session = session_for(env, config)
     n = len(session.endpoints)
     env.out(
-        f"{manifest} is valid: {n} endpoint{'s' if n != 1 else ''}, "
+        f"{config.manifest} is valid: {n} endpoint{'s' if n != 1 else ''}, "
         f"{len(session.manifest.trainers)} trainer(s).\n"
     )
 
@@ -114,10 +124,16 @@ def validate(env: Env, manifest: Path, state_dir: Path | None) -> None:
     "characters), separated by a '<!-- retrain-plan-split -->' line.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Reads, and with --train training jobs, at once (default: manifest, else CPUs).",
+)
 @click.pass_obj
 def plan(
     env: Env,
-    manifest: Path,
+    manifest: Path | None,
     state_dir: Path | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -128,10 +144,20 @@ def plan(
     artifact: str,
     markdown_parts: int,
     verbose: bool,
+    parallelism: int | None,
 ) -> None:
-    """Show what apply would do to each endpoint, and why. Changes no web service."""
+    """Show what apply would do to each endpoint, and why. Changes no web service.
+
+    With -out FILE the plan is saved for 'retrain apply FILE', which finds the manifest
+    through the path the file records (relative to the file's folder).
+    """
     config = settings_for(
-        env, manifest=manifest, state_dir=state_dir, targets=target, excludes=exclude
+        env,
+        manifest=manifest,
+        state_dir=state_dir,
+        targets=target,
+        excludes=exclude,
+        parallelism=parallelism or 0,
     )
     session = session_for(env, config)
     if train:
@@ -141,7 +167,8 @@ def plan(
     else:
         the_plan = engine.plan_now(session)
     if out is not None:
-        out.write_text(planfile.dumps(the_plan, scrub=env.redactor), encoding="utf-8")
+        saved = dataclasses.replace(the_plan, manifest=_relative(config.manifest, out.parent))
+        out.write_text(planfile.dumps(saved, scrub=env.redactor), encoding="utf-8")
     if fmt == "json":
         env.out(planfile.dumps(the_plan, scrub=env.redactor))
     elif fmt == "markdown":
@@ -151,6 +178,24 @@ def plan(
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
     if detailed_exitcode and not the_plan.is_empty():
         raise SystemExit(errors.ExitStatus.CHANGES)
+
+
+def format_options(f: Any) -> Any:
+    """``--format text|json`` and its shorthand ``--json``, for apply, status and history."""
+    f = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Shorthand for --format json (the schema is in schemas/, versioned).",
+    )(f)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format; json is one versioned document on stdout.",
+    )(f)
 
 
 @cli.command(name="apply")
@@ -174,10 +219,11 @@ def plan(
     show_default=True,
     help="Seconds to wait for another apply's lock.",
 )
+@format_options
 @click.pass_obj
 def apply_cmd(
     env: Env,
-    manifest: Path,
+    manifest: Path | None,
     state_dir: Path | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -185,12 +231,15 @@ def apply_cmd(
     auto_approve: bool,
     parallelism: int | None,
     lock_timeout: float,
+    fmt: str,
+    as_json: bool,
 ) -> None:
     """Train what is needed, gate it, and point each web service at its model.
 
     With PLANFILE (from 'retrain plan -out'), apply exactly that reviewed plan and
     nothing else, without a prompt; it is refused if the manifest, a model's inputs
-    or any endpoint's live state moved since it was made.
+    or any endpoint's live state moved since it was made. The manifest is the one the
+    plan records; -f, when given, must name that manifest.
     """
     if planfile_path is not None and (target or exclude):
         raise click.UsageError(
@@ -201,7 +250,10 @@ def apply_cmd(
         raise errors.ConfirmationError(
             "apply needs confirmation: run it in a terminal, or pass --auto-approve"
         )
+    json_out = as_json or fmt == "json"
     saved = planfile.load(planfile_path) if planfile_path is not None else None
+    if saved is not None and planfile_path is not None:
+        manifest = _manifest_of_plan(saved, planfile_path, given=manifest)
     config = settings_for(
         env,
         manifest=manifest,
@@ -214,40 +266,119 @@ def apply_cmd(
     session = session_for(env, config, warn=saved is None)
     if saved is not None:
         report: apply.Report | None = engine.run_saved(session, saved, progress=env.err)
+        outcome = ""
     else:
-        report = _apply_fresh(env, session, auto_approve=auto_approve)
-    if report is None:
-        return
-    env.out("\n" + render.report_text(report, style=env.style()))
-    if not report.ok:
+        report, outcome = _apply_fresh(env, session, auto_approve=auto_approve, quiet=json_out)
+    if json_out:
+        outcome = outcome or ("applied" if report is None or report.ok else "failed")
+        env.out(jsonout.dumps(jsonout.apply_report(report, outcome=outcome)))
+    elif report is not None:
+        env.out("\n" + render.report_text(report, style=env.style()))
+    if report is not None and not report.ok:
         raise SystemExit(errors.ExitStatus.ERROR)
 
 
-def _apply_fresh(env: Env, session: engine.Session, *, auto_approve: bool) -> apply.Report | None:
+def _manifest_of_plan(saved: planning.Plan, path: Path, *, given: Path | None) -> Path:
+    """The manifest a saved plan is applied with: the one it records (a path relative to
+    the plan file's folder), or ``given`` (-f), which must name the same manifest."""
+    if given is None:
+        if not saved.manifest:
+            raise errors.PlanFileError("plan records no manifest; pass -f", where=str(path))
+        return path.parent / saved.manifest
+    if saved.manifest and Path(saved.manifest).name != given.name:
+        raise errors.PlanFileError(
+            f"plan was made from the manifest {saved.manifest!r}, not {str(given)!r} (-f); "
+            "apply it without -f or make a new plan",
+            where=str(path),
+        )
+    return given
+
+
+def _relative(manifest: Path, folder: Path) -> str:
+    """``manifest`` as a path relative to ``folder`` (where a saved plan is written)."""
+    return Path(os.path.relpath(manifest.resolve(), folder.resolve())).as_posix()
+
+
+def _apply_fresh(
+    env: Env, session: engine.Session, *, auto_approve: bool, quiet: bool
+) -> tuple[apply.Report | None, str]:
+    """Plan, confirm, act; with ``quiet`` (--json) the plan and notes go to stderr, so
+    stdout holds only the JSON document. Returns the report and, when there is none,
+    why (``no-changes`` or ``cancelled``)."""
+    say = (lambda text: env.err(text.rstrip("\n"))) if quiet else env.out
+
     def confirm(the_plan: planning.Plan) -> bool:
-        env.out(render.plan_text(the_plan, style=env.style()))
+        say(render.plan_text(the_plan, style=env.style()))
         if auto_approve:
             return True
         answer = click.prompt(
-            "\nApply these changes? Only 'yes' is accepted", default="", show_default=False
+            "\nApply these changes? Only 'yes' is accepted",
+            default="",
+            show_default=False,
+            err=quiet,
         )
         return bool(answer.strip() == "yes")
 
     the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.err)
-    if report is None:
-        env.out(
-            render.plan_text(the_plan, style=env.style())
-            if the_plan.is_empty()
-            else "Apply cancelled.\n"
-        )
-    return report
+    if report is not None:
+        return report, ""
+    if the_plan.is_empty():
+        say(render.plan_text(the_plan, style=env.style()))
+        return None, "no-changes"
+    say("Apply cancelled.\n")
+    return None, "cancelled"
+
+
+@cli.command()
+@click.argument("planfile_path", metavar="PLANFILE", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format, as 'retrain plan' gives it.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")
+@click.option(
+    "--artifact",
+    default="the plan artifact",
+    show_default=True,
+    help="Markdown: where readers find the full plan when the comment is cut.",
+)
+@click.option(
+    "--markdown-parts",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Markdown: split into at most this many comments.",
+)
+@output_options
+@click.pass_obj
+def show(
+    env: Env, planfile_path: Path, fmt: str, verbose: bool, artifact: str, markdown_parts: int
+) -> None:
+    """Render a saved plan (from 'retrain plan -out') again, as text, JSON or markdown.
+
+    Reads only the file (checked like 'apply PLANFILE' checks it: format, schema,
+    checksum); it observes nothing and needs no manifest.
+    """
+    saved = planfile.load(planfile_path)
+    if fmt == "json":
+        env.out(planfile.dumps(saved))
+    elif fmt == "markdown":
+        name = Path(saved.manifest).name  # the marker plan --format markdown wrote
+        parts = markdown.render(saved, name=name, artifact=artifact, max_parts=markdown_parts)
+        env.out(markdown.SPLIT.join(parts))
+    else:
+        env.out(render.plan_text(saved, style=env.style(), verbose=verbose))
 
 
 @cli.command(name="force-unlock")
 @manifest_option
 @click.argument("lock_id")
 @click.pass_obj
-def force_unlock(env: Env, manifest: Path, state_dir: Path | None, lock_id: str) -> None:
+def force_unlock(env: Env, manifest: Path | None, state_dir: Path | None, lock_id: str) -> None:
     """Release the apply lock held under LOCK_ID (a blocked apply shows the ID).
 
     Only for a lock whose holder is gone or stuck: two applies at once can interleave.
@@ -260,13 +391,16 @@ def force_unlock(env: Env, manifest: Path, state_dir: Path | None, lock_id: str)
 @cli.command()
 @manifest_option
 @selection_options
+@format_options
 @click.pass_obj
 def status(
     env: Env,
-    manifest: Path,
+    manifest: Path | None,
     state_dir: Path | None,
     target: tuple[str, ...],
     exclude: tuple[str, ...],
+    fmt: str,
+    as_json: bool,
 ) -> None:
     """Per endpoint: what it serves, its metrics, when it was deployed, whether it is in sync."""
     config = settings_for(
@@ -274,17 +408,31 @@ def status(
     )
     session = session_for(env, config)
     rows, metrics = engine.read_status(session)
-    env.out(render.status_text(rows, metrics))
+    if as_json or fmt == "json":
+        env.out(jsonout.dumps(jsonout.status_rows(rows, metrics)))
+    else:
+        env.out(render.status_text(rows, metrics))
 
 
 @cli.command()
 @manifest_option
 @click.argument("endpoint", required=False)
+@format_options
 @click.pass_obj
-def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | None) -> None:
+def history(
+    env: Env,
+    manifest: Path | None,
+    state_dir: Path | None,
+    endpoint: str | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
     """Every change retrain made, oldest first: who, when, which model, its metrics."""
     session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
     entries = list(session.provider.history(endpoint))
+    if as_json or fmt == "json":
+        env.out(jsonout.dumps(jsonout.history_entries(entries)))
+        return
     if not entries:
         env.out("No history yet.\n")
     for e in entries:
@@ -294,6 +442,26 @@ def history(env: Env, manifest: Path, state_dir: Path | None, endpoint: str | No
             f"  version {e.version}"
             f"  by {e.actor or '?'}  [{metrics}]\n"
         )
+
+
+COMPLETE_VAR = "_RETRAIN_COMPLETE"  # click's default for prog_name "retrain"
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@output_options
+@click.pass_obj
+def completion(env: Env, shell: str) -> None:
+    """Print the shell completion script for SHELL (click's own completion).
+
+    \b
+    bash: eval "$(retrain completion bash)"        (e.g. in ~/.bashrc)
+    zsh:  eval "$(retrain completion zsh)"         (e.g. in ~/.zshrc)
+    fish: retrain completion fish > ~/.config/fish/completions/retrain.fish
+    """
+    complete = shell_completion.get_completion_class(shell)
+    assert complete is not None  # the three choices are click's built-in shells
+    env.out(complete(cli, {}, "retrain", COMPLETE_VAR).source())
 
 
 def _finite_seconds(value: float) -> float:

@@ -37,6 +37,7 @@ def main(args: Sequence[str], env: Mapping[str, str], *, interactive: bool | Non
     state = Env(vars=dict(env), interactive=tty, colour=sys.stdout.isatty())
     state.traceback = "--traceback" in args  # accepted anywhere on the line
     argv = [a for a in args if a != "--traceback"]
+    state.log_format = _log_format(argv)  # before parsing: a usage error is logged as asked
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
@@ -44,6 +45,16 @@ def main(args: Sequence[str], env: Mapping[str, str], *, interactive: bool | Non
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _log_format(argv: Sequence[str]) -> str:
+    """The ``--log-format`` on the line, wherever it is (click checks its value)."""
+    for i, arg in enumerate(argv):
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and argv[i + 1 : i + 2] == ["json"]
+        ):
+            return "json"
+    return "text"
 
 
 def _run(argv: list[str], state: Env) -> int:

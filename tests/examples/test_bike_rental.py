@@ -62,7 +62,7 @@ def _metrics(evaluation_path: Path) -> dict[str, float]:
 
 def _holdout_rows(location: str) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = trainer.read_rows(EXAMPLE / "data" / f"{location}.csv")
-    return rows[-trainer.holdout_size(len(rows), trainer.DEFAULTS["test_fraction"]) :]
+    return rows[-trainer.holdout_size(len(rows), trainer.PARAMETERS["test_fraction"]) :]
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_rows_out_of_time_order_are_refused(tmp_path: Path) -> None:
     lines[10], lines[11] = lines[11], lines[10]
     shuffled = tmp_path / "portland.csv"
     shuffled.write_text("".join(lines))
-    with pytest.raises(ValueError, match=r"row 11: .* sort by time"):
+    with pytest.raises(ValueError, match=r"portland.csv:12: .* sort by time"):
         _train(shuffled, tmp_path)
 
 

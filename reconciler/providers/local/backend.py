@@ -32,6 +32,11 @@ class Program(model.TrainerSpec):
 
     entrypoint: str
     code: tuple[str, ...] = ()
+    parameters: tuple[str, ...] | None = None
+    """What the entrypoint's module declares in ``PARAMETERS`` (None: no declaration)."""
+
+    def declared_parameters(self) -> frozenset[str] | None:
+        return None if self.parameters is None else frozenset(self.parameters)
 
 
 def program(trainer: model.Trainer) -> Program:
@@ -82,20 +87,39 @@ class LocalBackend:
 
         declared = context.manifest_dir / backend.section.get("stateDir", STATE_DIR)
         root = context.state_dir or declared
+        _warn_if_elsewhere(root, [declared, context.manifest_dir / STATE_DIR], context.log)
         return provider.LocalProvider(
             state_dir=root.resolve(), workdir=context.manifest_dir, env=context.env
         )
 
 
 BACKEND: base.Backend = LocalBackend()
+HISTORY = "history.jsonl"  # the file whose presence says a state directory has been used
+
+
+def _warn_if_elsewhere(root: Path, others: list[Path], log: base.Log) -> None:
+    """A state directory that does not exist makes every endpoint read as missing, which is
+    right for a first run and wrong for a mistyped path: say so when another candidate (the
+    manifest's stateDir, the default ``.retrain``) holds a history."""
+    if root.exists():
+        return
+    found = (o for o in others if o.resolve() != root.resolve() and (o / HISTORY).is_file())
+    used = next(found, None)
+    if used is not None:
+        log(
+            f"Warning: the state directory {root.resolve()} does not exist (so every endpoint "
+            f"shows as missing), but {used.resolve()} holds a history; --state-dir and "
+            "stateDir are relative to the manifest"
+        )
 
 
 def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
     """The trainer's entrypoint (resolved) and the files that identify it."""
     file_part, function = spec["entrypoint"].rsplit(":", 1)
     entry = problems.existing_file(base, file_part, site, ("entrypoint",))
+    declared = None
     if entry is not None:
-        missing = _function_problem(entry, function, problems.show(file_part))
+        missing, declared = _function_problem(entry, function, problems.show(file_part))
         if missing:
             site.add(("entrypoint",), missing)
     deps = [
@@ -103,25 +127,55 @@ def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
         for i, dep in enumerate(spec.get("dependencies", []))
     ]
     code = tuple(str(p) for p in [entry, *deps] if p is not None)
-    return Program(f"{entry or file_part}:{function}", code)
+    return Program(f"{entry or file_part}:{function}", code, declared)
 
 
-def _function_problem(path: Path, function: str, shown: str) -> str | None:
-    """Why ``path`` (``shown`` in messages) cannot serve ``function`` (None when it can)."""
+def _function_problem(
+    path: Path, function: str, shown: str
+) -> tuple[str | None, tuple[str, ...] | None]:
+    """Why ``path`` (``shown`` in messages) cannot serve ``function`` (None when it can),
+    and the parameter names the file declares (see ``declared_parameters``)."""
     try:
         text = yamlsrc.read_bounded(path, MAX_TRAINER_BYTES, shown).decode("utf-8")
     except yamlsrc.SourceError as e:
-        return str(e)
+        return str(e), None
     except UnicodeDecodeError:
-        return f"{shown} is not UTF-8 text"
+        return f"{shown} is not UTF-8 text", None
     try:
         tree = ast.parse(text)
     except SyntaxError as e:
-        return f"{shown} has a syntax error at line {e.lineno}: {e.msg}"
+        return f"{shown} has a syntax error at line {e.lineno}: {e.msg}", None
     except (RecursionError, MemoryError):
         # CPython's parser gives these (cleanly, its own guard) for expressions nested
         # thousands deep; the file is at most MAX_TRAINER_BYTES, so it is not real memory.
-        return f"{shown} is nested too deeply to parse"
+        return f"{shown} is nested too deeply to parse", None
+    declared = declared_parameters(tree)
     if any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body):
+        return None, declared
+    return f"{shown} defines no function {function!r}", declared
+
+
+DECLARATION = "PARAMETERS"  # the module-level name a trainer declares its parameters with
+
+
+def declared_parameters(tree: ast.Module) -> tuple[str, ...] | None:
+    """The names in the trainer module's top-level ``PARAMETERS = {...}`` (a literal dict
+    of defaults, or a list, tuple or set of names), read without running the file; None
+    when it has no such literal (then any name is passed on, as before)."""
+    for node in tree.body:
+        target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        value = getattr(node, "value", None)
+        if not (isinstance(target, ast.Name) and target.id == DECLARATION and value):
+            continue
+        try:
+            names = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None  # not a literal: nothing retrain can read without running it
+        if isinstance(names, dict | list | tuple | set | frozenset) and all(
+            isinstance(n, str) for n in names
+        ):
+            return tuple(sorted(names))
         return None
-    return f"{shown} defines no function {function!r}"
+    return None
