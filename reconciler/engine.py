@@ -187,14 +187,13 @@ def plan_with_training(
     """``plan --train``: observe, decide, then train what the plan needs and decide
     again, as apply does, so the plan shows the challengers' metrics and gate verdicts.
     Models are content-addressed, so a later apply finds them and only updates
-    references. Returns the plan and the training failures (fingerprint → reason)."""
+    references. Returns the plan, which names the models trained for it and the
+    failed jobs (``Plan.trained``, ``Plan.failed``), and the training failures
+    (fingerprint → reason)."""
     observed = observe(session)
+    first = decide(session, checked(session, observed))
     the_plan, training = train_and_decide(
-        session,
-        observed,
-        decide(session, checked(session, observed)),
-        progress=progress,
-        as_asked=False,
+        session, observed, first, progress=progress, as_asked=False
     )
     failed = training.failed
     changes = tuple(
@@ -203,7 +202,13 @@ def plan_with_training(
         else c
         for c in the_plan.changes
     )
-    return dataclasses.replace(the_plan, changes=changes), failed
+    trained = tuple(fp for fp in first.to_train() if fp in training.models)
+    return (
+        dataclasses.replace(
+            the_plan, changes=changes, trained=trained, failed=tuple(failed.items())
+        ),
+        failed,
+    )
 
 
 def train_and_decide(

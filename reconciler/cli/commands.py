@@ -176,8 +176,27 @@ def plan(
         env.out(markdown.SPLIT.join(parts))
     else:
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
+    if train:
+        _fail_if_training_failed(env, the_plan)
     if detailed_exitcode and not the_plan.is_empty():
         raise SystemExit(errors.ExitStatus.CHANGES)
+
+
+def _fail_if_training_failed(env: Env, the_plan: planning.Plan) -> None:
+    """``plan --train`` whose training or gate failed exits 1, after the plan is shown
+    (and saved): never 0 or 2, which CI takes for a plan that merely has changes."""
+    if not the_plan.failing():
+        return
+    jobs, gates = len(the_plan.failed), len(the_plan.gate_failures())
+    what = [f"{jobs} training job{'s' if jobs != 1 else ''} failed"] if jobs else []
+    if gates:
+        names = ", ".join(c.endpoint for c in the_plan.gate_failures()[:GATES_NAMED])
+        what.append(f"the gate turned down the new model of {names}")
+    env.err(f"Error: plan --train: {'; '.join(what)}")
+    raise SystemExit(errors.ExitStatus.ERROR)
+
+
+GATES_NAMED = 5  # endpoints named in the error line; the plan shows them all
 
 
 def format_options(f: Any) -> Any:
