@@ -25,6 +25,7 @@ from reconciler import (
     manifest,
     model,
     plan,
+    progress,
     providers,
     redact,
     settings,
@@ -238,7 +239,23 @@ def train_and_decide(
         observed.services, model.frozen_map({**observed.models, **training.models})
     )
     fresh = frozenset(training.models) if as_asked else frozenset()
-    return decide(session, known, fresh=fresh), training
+    decided = decide(session, known, fresh=fresh)
+    _report_gates(decided, training, progress)
+    return decided, training
+
+
+def _report_gates(the_plan: plan.Plan, training: apply.Training, sink: apply.Progress) -> None:
+    """Each endpoint whose new model the gate has judged, for the live display (the plain
+    log says it at apply's next step, or the plan shows it)."""
+    for c in the_plan.changes:
+        fp = (c.after or plan.ABSENT).fingerprint
+        if c.verdict is not None and fp in training.models:
+            word = "pass" if c.verdict.passed else "FAIL"
+            sink(
+                progress.Event(
+                    progress.Kind.GATING, c.endpoint, detail=f"gate {word}: {c.verdict.reason}"
+                )
+            )
 
 
 def run_saved(

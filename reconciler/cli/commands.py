@@ -161,7 +161,7 @@ def plan(
     )
     session = session_for(env, config)
     if train:
-        the_plan, failed = engine.plan_with_training(session, progress=env.err)
+        the_plan, failed = engine.plan_with_training(session, progress=env.progress)
         for fp, reason in failed.items():
             env.err(f"Warning: training model {fingerprint.short(fp)} failed: {reason}")
     else:
@@ -284,7 +284,7 @@ def apply_cmd(
     )
     session = session_for(env, config, warn=saved is None)
     if saved is not None:
-        report: apply.Report | None = engine.run_saved(session, saved, progress=env.err)
+        report: apply.Report | None = engine.run_saved(session, saved, progress=env.progress)
         outcome = ""
     else:
         report, outcome = _apply_fresh(env, session, auto_approve=auto_approve, quiet=json_out)
@@ -338,7 +338,7 @@ def _apply_fresh(
         )
         return bool(answer.strip() == "yes")
 
-    the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.err)
+    the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.progress)
     if report is not None:
         return report, ""
     if the_plan.is_empty():
