@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from reconciler import errors, fingerprint, model, plan
+from reconciler import progress as progress_
 from reconciler.providers import base
 
-Progress = Callable[[str], None]
+Progress = progress_.Sink
 
 
 class Status(enum.StrEnum):
@@ -152,7 +154,8 @@ def train_models(
 ) -> tuple[dict[str, model.ModelRecord], dict[str, str]]:
     """Run the jobs, independent ones in parallel; a model already stored is reused, not
     retrained (a plan made before another run trained it, or ``plan --train``).
-    Returns the records by fingerprint, and the failures' reasons."""
+    Returns the records by fingerprint, and the failures' reasons. Interrupted (Ctrl-C,
+    SIGTERM), it stops the running jobs, starts no queued one, and re-raises."""
     failed: dict[str, str] = {}
     if not jobs:
         return {}, failed
@@ -160,29 +163,89 @@ def train_models(
     for fp in trained:
         progress(f"model {fingerprint.short(fp)} is already trained; reusing it")
     jobs = [job for job in jobs if job.fingerprint not in trained]
+    for job in jobs:
+        progress(_event(progress_.Kind.QUEUED, job, detail=", ".join(job.endpoints)))
+    beat = _Heartbeat(progress)
 
     def run(numbered: tuple[int, base.TrainingJob]) -> None:
         number, job = numbered
         fp = fingerprint.short(job.fingerprint)
-        progress(f"training model {fp} for {', '.join(job.endpoints)} ({number}/{len(jobs)})")
+        line = f"training model {fp} for {', '.join(job.endpoints)} ({number}/{len(jobs)})"
+        progress(_event(progress_.Kind.RUNNING, job, line))
         began = time.monotonic()
+        beat.start(job)
         try:
             record = provider.train(job)
+        except errors.StoppedError as e:
+            progress(_event(progress_.Kind.STOPPED, job, f"training model {fp} stopped: {e}"))
+            return
         except errors.ReconcilerError as e:
             failed[job.fingerprint] = str(e)
-            progress(f"training model {fp} failed: {e}")
+            progress(_event(progress_.Kind.FAILED, job, f"training model {fp} failed: {e}", str(e)))
             return
+        finally:
+            beat.stop(job)
         trained[job.fingerprint] = record
         shown = ", ".join(f"{k} {v:.4g}" for k, v in record.metrics.items())
-        progress(f"trained model {fp} in {time.monotonic() - began:.1f}s: {shown}")
+        line = f"trained model {fp} in {time.monotonic() - began:.1f}s: {shown}"
+        progress(_event(progress_.Kind.DONE, job, line, shown))
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    with beat, ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         try:
             list(pool.map(run, enumerate(jobs, 1)))
         except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # start no queued job
             provider.cancel()  # interrupted: stop the jobs so the pool can shut down
             raise
     return trained, failed
+
+
+def _event(
+    kind: progress_.Kind, job: base.TrainingJob, line: str = "", detail: str = ""
+) -> progress_.Event:
+    subject = progress_.model_subject(fingerprint.short(job.fingerprint))
+    return progress_.Event(kind, subject, line, detail)
+
+
+HEARTBEAT_SECONDS = 30.0  # a running job says it is alive this often: CI kills silent steps
+
+
+class _Heartbeat:
+    """While jobs run, a line every ``HEARTBEAT_SECONDS`` per job: a long remote job
+    (a remote batch or command job) is visibly alive in a plain CI log."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.running: dict[str, tuple[base.TrainingJob, float]] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="retrain-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def start(self, job: base.TrainingJob) -> None:
+        with self.lock:
+            self.running[job.fingerprint] = (job, time.monotonic())
+
+    def stop(self, job: base.TrainingJob) -> None:
+        with self.lock:
+            self.running.pop(job.fingerprint, None)
+
+    def _beat(self) -> None:
+        while not self.done.wait(HEARTBEAT_SECONDS):
+            with self.lock:
+                running = list(self.running.values())
+            for job, began in running:
+                took = time.monotonic() - began
+                fp = fingerprint.short(job.fingerprint)
+                line = f"training model {fp}: still running, {took:.0f}s"
+                self.progress(_event(progress_.Kind.HEARTBEAT, job, line))
 
 
 @dataclass
@@ -212,7 +275,14 @@ class _Context:
         try:
             return self._promote(change, self.endpoints[change.endpoint])
         except errors.ReconcilerError as e:
-            self.progress(f"{change.endpoint}: failed: {e}")
+            self.progress(
+                progress_.Event(
+                    progress_.Kind.FAILED,
+                    change.endpoint,
+                    f"{change.endpoint}: failed: {e}",
+                    str(e),
+                )
+            )
             return Result(change.endpoint, action, Status.FAILED, str(e))
 
     @staticmethod
@@ -223,7 +293,14 @@ class _Context:
         """The planner's gate turned down the model this run trained: say so, as such."""
         why = change.verdict.reason if change.verdict else change.reason
         serving = fingerprint.short((change.before or plan.ABSENT).fingerprint)
-        self.progress(f"{change.endpoint}: gate blocked: {why}")
+        self.progress(
+            progress_.Event(
+                progress_.Kind.FAILED,
+                change.endpoint,
+                f"{change.endpoint}: gate blocked: {why}",
+                f"gate blocked: {why}",
+            )
+        )
         return Result(
             change.endpoint,
             change.action,
@@ -242,6 +319,13 @@ class _Context:
             model.TAG_FINGERPRINT: fp,
             model.TAG_VERSION: version,
         }
+        self.progress(
+            progress_.Event(
+                progress_.Kind.ROLLOUT,
+                change.endpoint,
+                detail=f"{change.action}: {ep.web_service} to model {fingerprint.short(fp)}",
+            )
+        )
         if change.action is plan.Action.CREATE:
             self.provider.create(ep, uri, tags)
         else:
@@ -259,7 +343,12 @@ class _Context:
                 fp,
                 metrics,
             )
-        self.progress(f"{change.endpoint}: {change.action} done, serving {fingerprint.short(fp)}")
+        done = f"{change.action} done, serving {fingerprint.short(fp)}"
+        self.progress(
+            progress_.Event(
+                progress_.Kind.DONE, change.endpoint, f"{change.endpoint}: {done}", done
+            )
+        )
         verdict = change.verdict
         judged = f"; gate: {verdict.reason}" if verdict is not None and ep.gate else ""
         return Result(

@@ -25,6 +25,7 @@ from reconciler import (
     manifest,
     model,
     plan,
+    progress,
     providers,
     redact,
     settings,
@@ -187,14 +188,13 @@ def plan_with_training(
     """``plan --train``: observe, decide, then train what the plan needs and decide
     again, as apply does, so the plan shows the challengers' metrics and gate verdicts.
     Models are content-addressed, so a later apply finds them and only updates
-    references. Returns the plan and the training failures (fingerprint → reason)."""
+    references. Returns the plan, which names the models trained for it and the
+    failed jobs (``Plan.trained``, ``Plan.failed``), and the training failures
+    (fingerprint → reason)."""
     observed = observe(session)
+    first = decide(session, checked(session, observed))
     the_plan, training = train_and_decide(
-        session,
-        observed,
-        decide(session, checked(session, observed)),
-        progress=progress,
-        as_asked=False,
+        session, observed, first, progress=progress, as_asked=False
     )
     failed = training.failed
     changes = tuple(
@@ -203,7 +203,13 @@ def plan_with_training(
         else c
         for c in the_plan.changes
     )
-    return dataclasses.replace(the_plan, changes=changes), failed
+    trained = tuple(fp for fp in first.to_train() if fp in training.models)
+    return (
+        dataclasses.replace(
+            the_plan, changes=changes, trained=trained, failed=tuple(failed.items())
+        ),
+        failed,
+    )
 
 
 def train_and_decide(
@@ -233,7 +239,23 @@ def train_and_decide(
         observed.services, model.frozen_map({**observed.models, **training.models})
     )
     fresh = frozenset(training.models) if as_asked else frozenset()
-    return decide(session, known, fresh=fresh), training
+    decided = decide(session, known, fresh=fresh)
+    _report_gates(decided, training, progress)
+    return decided, training
+
+
+def _report_gates(the_plan: plan.Plan, training: apply.Training, sink: apply.Progress) -> None:
+    """Each endpoint whose new model the gate has judged, for the live display (the plain
+    log says it at apply's next step, or the plan shows it)."""
+    for c in the_plan.changes:
+        fp = (c.after or plan.ABSENT).fingerprint
+        if c.verdict is not None and fp in training.models:
+            word = "pass" if c.verdict.passed else "FAIL"
+            sink(
+                progress.Event(
+                    progress.Kind.GATING, c.endpoint, detail=f"gate {word}: {c.verdict.reason}"
+                )
+            )
 
 
 def run_saved(

@@ -65,6 +65,13 @@ class TrainingError(ProviderError):
     """A training job failed; ``message`` carries the trainer's own explanation."""
 
 
+class StoppedError(TrainingError):
+    """A training job was stopped because the run was interrupted (Ctrl-C, SIGTERM):
+    not a failure of the trainer, and never reported as one."""
+
+    exit_code = ExitStatus.INTERRUPTED
+
+
 class ConfirmationError(ReconcilerError):
     """Apply needs approval and could not ask for it (no terminal, no --auto-approve)."""
 

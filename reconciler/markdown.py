@@ -40,10 +40,12 @@ def render(
 ) -> list[str]:
     """The comment in parts, each under ``limit`` characters."""
     marker = MARKER.format(name=name or the_plan.manifest or "retrain")
-    head = [marker, _title(the_plan), "", _facts(the_plan), ""]
+    head = [marker, _title(the_plan), "", *_failures(the_plan), _facts(the_plan), ""]
     if the_plan.is_empty():
         return ["\n".join([*head, "No changes. Every endpoint serves its desired model.", ""])]
-    blocks = [_table(the_plan)] + [_details(c) for c in the_plan.mutating_or_blocked()]
+    blocks = [_table(the_plan)] + [
+        _details(c, trained=the_plan.trained_now(c)) for c in the_plan.mutating_or_blocked()
+    ]
     return _pack(
         "\n".join(head), blocks, marker=marker, artifact=artifact, limit=limit, max_parts=max_parts
     )
@@ -55,12 +57,33 @@ def _title(the_plan: plan.Plan) -> str:
     return f"### retrain plan: {', '.join(parts) or 'no changes'}"
 
 
+def _failures(the_plan: plan.Plan) -> list[str]:
+    """``plan --train``'s failed jobs, above everything else: one ❌ line each, so a reader
+    sees them without opening a section (a gate failure is ❌ in the table's row)."""
+    waiting: dict[str, list[str]] = {}
+    for c in the_plan.changes:
+        waiting.setdefault(c.train or "", []).append(f"`{c.endpoint}`")
+    lines = [
+        f"❌ **Training failed**: model `{fingerprint.short(fp)}` "
+        f"({', '.join(waiting.get(fp, [])) or 'no endpoint'}): {_escape(_clip(why))}"
+        for fp, why in the_plan.failed
+    ]
+    return [*lines, ""] if lines else []
+
+
+REASON_SHOWN = 300  # characters of a failure's reason in the summary; <details> has it all
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_SHOWN else text[: REASON_SHOWN - 1] + "…"
+
+
 def _facts(the_plan: plan.Plan) -> str:
     unchanged = planfile.summary(the_plan)[str(plan.Action.NOOP)]
     facts = (
         f"**Backend** `{the_plan.backend}` · **Manifest** `{the_plan.manifest}` "
         f"(`{fingerprint.short(the_plan.manifest_digest)}`) · **Training jobs** "
-        f"{len(the_plan.to_train())} · **Unchanged** {unchanged}"
+        f"{planfile.training_jobs(the_plan)} · **Unchanged** {unchanged}"
     )
     if the_plan.targets:  # a partial plan must not pass for a whole one
         shown = ", ".join(f"`{name}`" for name in the_plan.targets[:SELECTION_SHOWN])
@@ -75,9 +98,11 @@ def _table(the_plan: plan.Plan) -> str:
     for c in the_plan.mutating_or_blocked():
         before = fingerprint.short((c.before or plan.ABSENT).fingerprint)
         after = fingerprint.short((c.after or plan.ABSENT).fingerprint)
+        trained = " (trained for this plan)" if the_plan.trained_now(c) else ""
+        gate_cell = "❌ training failed" if the_plan.training_failure(c) else _gate(c)
         rows.append(
             f"| {ICONS[c.action]} | `{c.endpoint}` | {c.action} | "
-            f"`{before}` → `{after}` | {_gate(c)} |"
+            f"`{before}` → `{after}`{trained} | {gate_cell} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -90,7 +115,7 @@ def _gate(change: plan.Change) -> str:
     return "—"
 
 
-def _details(change: plan.Change) -> str:
+def _details(change: plan.Change, *, trained: bool = False) -> str:
     lines = [
         f"<details><summary>{ICONS[change.action]} <code>{change.endpoint}</code>: "
         f"{change.action}</summary>",
@@ -98,6 +123,8 @@ def _details(change: plan.Change) -> str:
         _escape(change.reason),
         "",
     ]
+    if trained:
+        lines += ["Trained for this plan: a later apply reuses the model.", ""]
     if change.verdict is not None:
         lines += [f"Gate: {_escape(change.verdict.reason)}", ""]
     if change.live:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -137,6 +138,11 @@ class Plan:
     format_version: str = FORMAT_VERSION
     targets: tuple[str, ...] = field(default=())
     manifest: str = ""
+    trained: tuple[str, ...] = ()
+    """``plan --train``: the fingerprints trained for this plan (their changes now
+    update to a stored model, so ``to_train`` no longer counts them)."""
+    failed: tuple[tuple[str, str], ...] = ()
+    """``plan --train``: each training job that failed, (fingerprint, reason)."""
 
     def is_empty(self) -> bool:
         return not any(c.action is not Action.NOOP for c in self.changes)
@@ -158,6 +164,22 @@ class Plan:
     def to_train(self) -> tuple[str, ...]:
         """Distinct fingerprints to train, first-needed first: one job each."""
         return tuple(dict.fromkeys(c.train for c in self.mutating() if c.train))
+
+    def trained_now(self, change: Change) -> bool:
+        """Whether ``change`` serves a model trained for this plan (``plan --train``)."""
+        return (change.after or ABSENT).fingerprint in self.trained and change.train is None
+
+    def training_failure(self, change: Change) -> str | None:
+        """Why training ``change``'s model for this plan failed (None when it did not)."""
+        return dict(self.failed).get(change.train or "")
+
+    def gate_failures(self) -> tuple[Change, ...]:
+        """The changes whose new model the gate turned down."""
+        return tuple(c for c in self.changes if c.verdict is not None and not c.verdict.passed)
+
+    def failing(self) -> bool:
+        """A training job or a gate failed: CI must not pass this plan as green."""
+        return bool(self.failed or self.gate_failures())
 
 
 def models_needed(
@@ -331,7 +353,50 @@ def _why(wish: model.Desired, champion: model.ModelRecord | None) -> str:
         parts.append("trainer code changed")
     for kind in ("inputs", "parameters"):
         a, b = old.get(kind) or {}, new.get(kind) or {}
-        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        changed = [
+            _ingredient(k, a, b, values=kind == "parameters")
+            for k in sorted(set(a) | set(b))
+            if k not in a or k not in b or a[k] != b[k]
+        ]
         if changed:
             parts.append(f"{kind} changed: {', '.join(changed)}")
     return "; ".join(parts) or "new model"
+
+
+SHOWN_VALUE = 40  # characters of a parameter value in a reason; the manifest has it all
+SECRET = "sensitive:"  # how a secret parameter's digest starts (fingerprint.secret_digest)
+
+
+def _ingredient(
+    name: str, old: Mapping[str, model.JSON], new: Mapping[str, model.JSON], *, values: bool
+) -> str:
+    """One changed ingredient as a reader wants it: ``n: 100 → 120`` for a parameter,
+    a key only on one side as removed or added (a rename is both, never two bare
+    names). Inputs and secret parameters are named only: their values are digests."""
+    if name not in new:
+        return f"{name} removed{_was(old[name]) if values else ''}"
+    if name not in old:
+        return f"{name} added{_value(new[name], ': ') if values else ''}"
+    if not values:
+        return name
+    if _secret(old[name]) or _secret(new[name]):
+        return f"{name} (secret)"
+    return f"{name}: {_value(old[name])} → {_value(new[name])}"
+
+
+def _secret(value: model.JSON) -> bool:
+    return isinstance(value, str) and value.startswith(SECRET)
+
+
+def _value(value: model.JSON, prefix: str = "") -> str:
+    """A parameter value as the manifest would write it (JSON), cut to ``SHOWN_VALUE``;
+    a secret's digest is never shown."""
+    if _secret(value):
+        return " (secret)"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return prefix + (text if len(text) <= SHOWN_VALUE else text[: SHOWN_VALUE - 1] + "…")
+
+
+def _was(value: model.JSON) -> str:
+    shown = _value(value)
+    return shown if _secret(value) else f" (was {shown})"

@@ -37,10 +37,22 @@ def to_dict(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> dict[s
         "targets": list(the_plan.targets),
         "summary": summary(the_plan),
         "training_jobs": list(the_plan.to_train()),
+        **_training_done(the_plan),
         "changes": [_change(c) for c in the_plan.changes],
     }
     body = _scrubbed(body, scrub)
     return body | {"checksum": _checksum(body)}
+
+
+def _training_done(the_plan: plan.Plan) -> dict[str, Any]:
+    """What ``plan --train`` did, as optional keys (absent otherwise, so a plan made
+    without training is byte-identical to format "1" before them)."""
+    done: dict[str, Any] = {}
+    if the_plan.trained:
+        done["trained_for_plan"] = list(the_plan.trained)
+    if the_plan.failed:
+        done["training_failed"] = [{"fingerprint": fp, "reason": r} for fp, r in the_plan.failed]
+    return done
 
 
 def dumps(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> str:
@@ -60,6 +72,16 @@ def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
 def summary(the_plan: plan.Plan) -> dict[str, int]:
     """How many endpoints per action, every action listed."""
     return {str(action): n for action, n in the_plan.counts().items()}
+
+
+def training_jobs(the_plan: plan.Plan) -> str:
+    """The plan's training jobs as a count, with what ``plan --train`` did: ``2 (1 trained
+    for this plan, 1 failed)``; a failed job still counts as one to run."""
+    trained, failed = len(the_plan.trained), len(the_plan.failed)
+    done = [f"{trained} trained for this plan"] if trained else []
+    done += [f"{failed} failed"] if failed else []
+    total = len(the_plan.to_train()) + trained
+    return f"{total} ({', '.join(done)})" if done else str(total)
 
 
 def load(path: Path) -> plan.Plan:
@@ -105,6 +127,8 @@ def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
         data["backend"],
         targets=tuple(data["targets"]),
         manifest=data["manifest"],
+        trained=tuple(data.get("trained_for_plan", ())),
+        failed=tuple((f["fingerprint"], f["reason"]) for f in data.get("training_failed", ())),
     )
 
 

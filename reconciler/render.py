@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from reconciler import apply, fingerprint, model, plan, status
+from reconciler import apply, fingerprint, model, plan, planfile, status
 
 _COLOURS = {"green": 32, "yellow": 33, "red": 31, "cyan": 36, "bold": 1, "dim": 2}
 ACTION_COLOUR = {
@@ -51,8 +51,8 @@ def plan_text(the_plan: plan.Plan, *, style: Style = Style(), verbose: bool = Fa
     for change in the_plan.changes:
         if change.action is plan.Action.NOOP and not verbose:
             continue
-        lines.extend(_change_lines(change, style))
-    lines.append(style(_summary(the_plan), "bold"))
+        lines.extend(_with_training_notes(_change_lines(change, style), the_plan, change))
+    lines.append(style(_summary(the_plan), "red" if the_plan.failed else "bold"))
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +79,20 @@ def _change_lines(change: plan.Change, style: Style) -> list[str]:
     return out
 
 
+def _with_training_notes(lines: list[str], the_plan: plan.Plan, change: plan.Change) -> list[str]:
+    """``lines`` (a change's block) saying what ``plan --train`` did for its model: trained
+    for this plan, or failed (then the gate could not judge it)."""
+    if the_plan.trained_now(change):
+        model_fp = fingerprint.short((change.after or plan.ABSENT).fingerprint)
+        return [*lines[:2], f"    trained for this plan: model {model_fp}", *lines[2:]]
+    if the_plan.training_failure(change) is not None:
+        unknown = f"    gate: {UNKNOWN}"
+        return [
+            "    gate: not judged: training FAILED" if line == unknown else line for line in lines
+        ]
+    return lines
+
+
 def _show(path: str, value: model.JSON) -> str:
     if value is None:
         return "(none)"
@@ -89,7 +103,7 @@ def _show(path: str, value: model.JSON) -> str:
 
 def _summary(the_plan: plan.Plan) -> str:
     counts = the_plan.counts()
-    jobs = len(the_plan.to_train())
+    jobs = planfile.training_jobs(the_plan)
     parts = [
         f"{counts[plan.Action.CREATE]} to create",
         f"{counts[plan.Action.RETRAIN]} to retrain",

@@ -161,7 +161,7 @@ def plan(
     )
     session = session_for(env, config)
     if train:
-        the_plan, failed = engine.plan_with_training(session, progress=env.err)
+        the_plan, failed = engine.plan_with_training(session, progress=env.progress)
         for fp, reason in failed.items():
             env.err(f"Warning: training model {fingerprint.short(fp)} failed: {reason}")
     else:
@@ -176,8 +176,27 @@ def plan(
         env.out(markdown.SPLIT.join(parts))
     else:
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
+    if train:
+        _fail_if_training_failed(env, the_plan)
     if detailed_exitcode and not the_plan.is_empty():
         raise SystemExit(errors.ExitStatus.CHANGES)
+
+
+def _fail_if_training_failed(env: Env, the_plan: planning.Plan) -> None:
+    """``plan --train`` whose training or gate failed exits 1, after the plan is shown
+    (and saved): never 0 or 2, which CI takes for a plan that merely has changes."""
+    if not the_plan.failing():
+        return
+    jobs, gates = len(the_plan.failed), len(the_plan.gate_failures())
+    what = [f"{jobs} training job{'s' if jobs != 1 else ''} failed"] if jobs else []
+    if gates:
+        names = ", ".join(c.endpoint for c in the_plan.gate_failures()[:GATES_NAMED])
+        what.append(f"the gate turned down the new model of {names}")
+    env.err(f"Error: plan --train: {'; '.join(what)}")
+    raise SystemExit(errors.ExitStatus.ERROR)
+
+
+GATES_NAMED = 5  # endpoints named in the error line; the plan shows them all
 
 
 def format_options(f: Any) -> Any:
@@ -265,7 +284,7 @@ def apply_cmd(
     )
     session = session_for(env, config, warn=saved is None)
     if saved is not None:
-        report: apply.Report | None = engine.run_saved(session, saved, progress=env.err)
+        report: apply.Report | None = engine.run_saved(session, saved, progress=env.progress)
         outcome = ""
     else:
         report, outcome = _apply_fresh(env, session, auto_approve=auto_approve, quiet=json_out)
@@ -319,7 +338,7 @@ def _apply_fresh(
         )
         return bool(answer.strip() == "yes")
 
-    the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.err)
+    the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.progress)
     if report is not None:
         return report, ""
     if the_plan.is_empty():

@@ -35,6 +35,7 @@ def main(args: Sequence[str], env: Mapping[str, str], *, interactive: bool | Non
     """Run the program; returns the exit status instead of exiting."""
     tty = sys.stdin.isatty() and sys.stdout.isatty() if interactive is None else interactive
     state = Env(vars=dict(env), interactive=tty, colour=sys.stdout.isatty())
+    state.live = sys.stderr.isatty()
     state.traceback = "--traceback" in args  # accepted anywhere on the line
     argv = [a for a in args if a != "--traceback"]
     state.log_format = _log_format(argv)  # before parsing: a usage error is logged as asked
@@ -59,12 +60,14 @@ def _log_format(argv: Sequence[str]) -> str:
 
 def _run(argv: list[str], state: Env) -> int:
     try:
-        cli.main(args=argv, prog_name="retrain", obj=state, standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="retrain", obj=state, standalone_mode=False)
+        finally:
+            state.end_progress()  # before any last word, so it prints below the table
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
-    except click.exceptions.Abort:
-        state.err("Aborted.")
-        return errors.ExitStatus.INTERRUPTED
+    except click.exceptions.Abort as e:
+        return _aborted(state, e)
     except click.ClickException as e:
         state.err(f"Error: {_one_line(e.format_message())}")
         return errors.ExitStatus.ERROR
@@ -76,11 +79,9 @@ def _run(argv: list[str], state: Env) -> int:
         state.err(f"Error: {_one_line(str(e))}")
         return e.exit_code
     except KeyboardInterrupt:
-        state.err("Interrupted.")
-        return errors.ExitStatus.INTERRUPTED
+        return _stopped(state, "Interrupted.", errors.ExitStatus.INTERRUPTED)
     except Terminated:
-        state.err("Terminated.")
-        return errors.ExitStatus.TERMINATED
+        return _stopped(state, "Terminated.", errors.ExitStatus.TERMINATED)
     except OSError as e:
         if not e.filename:
             return _bug(state, e)
@@ -90,6 +91,23 @@ def _run(argv: list[str], state: Env) -> int:
     except Exception as e:
         return _bug(state, e)
     return errors.ExitStatus.OK
+
+
+def _aborted(state: Env, e: click.exceptions.Abort) -> int:
+    """Click turns Ctrl-C (and end of input at a prompt) into ``Abort``."""
+    if isinstance(e.__cause__, KeyboardInterrupt):
+        return _stopped(state, "Interrupted.", errors.ExitStatus.INTERRUPTED)
+    state.err("Aborted.")
+    return errors.ExitStatus.INTERRUPTED
+
+
+def _stopped(state: Env, word: str, status: errors.ExitStatus) -> int:
+    """Ctrl-C or SIGTERM: say so, then what finished and what was stopped (nothing
+    stopped is reported as failed: the jobs did not fail, the run was ended)."""
+    state.err(word)
+    for line in state.display.interrupted() if state.display is not None else []:
+        state.err(f"  {line}")
+    return status
 
 
 def _bug(state: Env, e: BaseException) -> int:

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from reconciler import engine, redact, render, settings
+from reconciler import progress as progress_
+from reconciler.cli import live as live_
 
 
 @dataclass
@@ -28,9 +31,32 @@ class Env:
     traceback: bool = False
     log_format: str = "text"
     """``json``: every stderr line (progress, warnings, errors) is one JSON object."""
+    live: bool = False
+    """stderr is a terminal a person watches: progress as a live table (cli.live)."""
+    display: live_.Display | None = None
 
     def out(self, text: str) -> None:
+        self.end_progress()  # the table's last frame stays above what follows
         click.echo(self.redactor(text), nl=False)
+
+    def progress(self, item: str | progress_.Event) -> None:
+        """The engine's progress sink: a live table or plain lines (``cli.live``)."""
+        if self.display is None:
+            use_live = live_.wants_live(self.vars, tty=self.live, log_format=self.log_format)
+            self.display = live_.Display(
+                plain=self.err,
+                scrub=self.scrub,
+                console=Console(stderr=True) if use_live else None,
+            )
+        self.display(item)
+
+    def scrub(self, text: str) -> str:
+        """Mask secrets with the redactor of the moment (a session replaces it)."""
+        return self.redactor(text)
+
+    def end_progress(self) -> None:
+        if self.display is not None:
+            self.display.close()
 
     def err(self, text: str) -> None:
         text = self.redactor(text)
@@ -150,7 +176,7 @@ def _user() -> str:
 
 
 def session_for(env: Env, config: settings.Settings, *, warn: bool = True) -> engine.Session:
-    session = engine.open_session(config, env=env.vars, log=env.err)
+    session = engine.open_session(config, env=env.vars, log=env.progress)
     env.redactor = session.redactor
     if warn and (config.targets or config.excludes):
         env.err(

@@ -199,9 +199,12 @@ def test_a_reviewed_plan_with_challenger_metrics_is_applied_exactly_and_without_
     old, new = change["champion_metrics"][R2], change["challenger_metrics"][R2]
     comment = review.out
     assert comment.startswith(MARKER + "\n### retrain plan: 1 update\n")
-    assert f"| `bike-seattle` | update | `{champion[:12]}` → `{challenger[:12]}` | ✅ pass |" in (
-        comment
+    trained = "(trained for this plan)"
+    assert (
+        f"| `bike-seattle` | update | `{champion[:12]}` → `{challenger[:12]}` {trained} | ✅ pass |"
+        in comment
     )
+    assert "**Training jobs** 1 (1 trained for this plan)" in comment
     assert "| metric | serving (champion) | new (challenger) | Δ |" in comment
     assert f"| {R2} | {old:.4g} | {new:.4g} | {new - old:+.4g} |" in comment
     assert f"Gate: {R2} {new:.4g} vs serving {old:.4g} passes" in comment
@@ -524,7 +527,7 @@ def test_a_trainer_that_prints_and_raises_its_secret_has_it_masked_in_every_outp
     review = retrain(
         "plan", "--train", "--target", "bike-seattle", "-out", "p.json", "--format", "markdown"
     )
-    assert review.code == 0, review.err
+    assert review.code == 1, review.err  # a failed training is a red CI check (issue 10)
     assert re.search(rf"Warning: training model \w+ failed: .*{re.escape(masked)}", review.err)
     assert review.out.startswith(MARKER)
     result = retrain("apply", "--auto-approve", "--target", "bike-seattle")
@@ -552,7 +555,8 @@ def test_a_training_failure_in_plan_train_shows_in_the_comment(
     )
     review = retrain("plan", "--train", "--target", "bike-seattle", "--format", "markdown")
     assert "Warning: training model" in review.err
-    assert "training failed" in review.out.lower()
+    assert review.code == 1
+    assert "❌ **Training failed**" in review.out.split("<details>")[0]
 
 
 def test_rotating_a_trainer_credential_is_not_a_change_to_any_model(

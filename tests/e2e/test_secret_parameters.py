@@ -55,7 +55,7 @@ def test_a_secret_parameter_change_retrains_and_shows_by_name_only(
     assert run("apply", "--auto-approve", salt=FIRST) == 0
     assert run("plan", "--detailed-exitcode", salt=FIRST) == 0
     assert run("plan", "-out", str(tmp_path / "p.json"), salt=SECOND) == 0
-    assert "parameters changed: salt: train model" in outputs[-2]
+    assert "parameters changed: salt (secret): train model" in outputs[-2]
     for fmt in ("json", "markdown"):
         assert run("plan", "--format", fmt, salt=SECOND) == 0
     assert run("apply", "--auto-approve", salt=SECOND) == 0

@@ -54,6 +54,7 @@ class LocalProvider:
         self.history_path = state_dir / "history.jsonl"
         self._children: set[subprocess.Popen[str]] = set()
         self._children_lock = threading.Lock()
+        self._cancelled = False  # set by cancel(): the run was interrupted
 
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
@@ -129,6 +130,9 @@ class LocalProvider:
         # holds the read end of ``alive``; we hold the only write end, so our death, however
         # it comes, is its end-of-file, and it kills the trainer. Its own process group, so a
         # timeout or a cancelled apply stops the trainer *and* everything it started.
+        with self._children_lock:
+            if self._cancelled:  # interrupted before this job started: start nothing
+                raise errors.StoppedError("the run was interrupted before it started")
         alive_r, alive_w = os.pipe()
         try:
             child = subprocess.Popen(
@@ -149,6 +153,9 @@ class LocalProvider:
             os.close(alive_r)
         with self._children_lock:
             self._children.add(child)
+            late = self._cancelled  # cancel() ran while it started: it did not see it
+        if late:
+            _kill(child)
         try:
             _out, err = child.communicate(json.dumps(spec), timeout=job.trainer.timeout_seconds)
         except subprocess.TimeoutExpired as e:
@@ -161,6 +168,8 @@ class LocalProvider:
             os.close(alive_w)
             with self._children_lock:
                 self._children.discard(child)
+        if self._cancelled:  # we killed it: the trainer did not fail, the run was stopped
+            raise errors.StoppedError("the run was interrupted")
         scrub = redact.Redactor(secrets.values())
         if child.returncode == runner.OUTPUT_INVALID:
             raise errors.TrainingError(_last_error(scrub(err)))
@@ -172,6 +181,7 @@ class LocalProvider:
     def cancel(self) -> None:
         """Stop every running trainer (and what it started): the apply was interrupted."""
         with self._children_lock:
+            self._cancelled = True
             children = list(self._children)
         for child in children:
             _kill(child)
