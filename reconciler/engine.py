@@ -154,21 +154,26 @@ def checked(session: Session, observed: model.Observed) -> model.Observed:
 
 
 def observe(session: Session) -> model.Observed:
-    """One read per selected endpoint, plus the stored models the planner will need."""
+    """One read per selected endpoint, plus the stored models the planner will need, plus
+    (for the whole manifest only) the provider's list of the services retrain manages, so
+    the plan can name orphans: that list costs what ``Provider.managed`` says (one paged
+    list call per place the manifest's services live)."""
     services = session.provider.observe(session.endpoints)
     needed = plan.models_needed(session.desired(), services)
     models = session.provider.models(sorted(needed)) if needed else {}
-    return model.Observed(model.frozen_map(services), model.frozen_map(models))
+    managed = None if _selective(session) else tuple(session.provider.managed(session.endpoints))
+    return model.Observed(model.frozen_map(services), model.frozen_map(models), managed)
+
+
+def _selective(session: Session) -> bool:
+    """Whether ``--target``/``--exclude`` chose part of the manifest."""
+    return bool(session.settings.targets or session.settings.excludes)
 
 
 def decide(session: Session, observed: model.Observed, *, fresh: Collection[str] = ()) -> plan.Plan:
     """The plan for what was observed (``fresh``: models just trained, see
     ``plan.make_plan``). Pure."""
-    selected = (
-        tuple(ep.name for ep in session.endpoints)
-        if session.settings.targets or session.settings.excludes
-        else ()
-    )
+    selected = tuple(ep.name for ep in session.endpoints) if _selective(session) else ()
     return plan.make_plan(
         session.desired(),
         observed,
@@ -346,16 +351,84 @@ def run_apply(
     *,
     confirm: Confirm,
     progress: apply.Progress = lambda _line: None,
+    prune: Prune | None = None,
 ) -> tuple[plan.Plan, apply.Report | None]:
-    """Lock, plan, ask, execute. The report is None when nothing was confirmed."""
+    """Lock, plan, ask, execute; with ``prune``, then disown (or delete) the plan's
+    orphans. The report is None when nothing was confirmed."""
+    if prune is not None and prune.delete and not session.provider.deletes:
+        raise errors.ReconcilerError(
+            f"the {session.provider.name} backend never deletes a web service; "
+            "--prune alone removes retrain's ownership"
+        )
     with session.provider.lock(
         session.settings.actor or "retrain", session.settings.lock_timeout, progress
     ):
         observed = _prepare(session, progress)
         the_plan = decide(session, observed)
-        if the_plan.is_empty() or not confirm(the_plan):
+        pending = the_plan.orphans if prune is not None else ()
+        if (the_plan.is_empty() and not pending) or not confirm(the_plan):
             return the_plan, None
-        return the_plan, act(session, observed, the_plan, progress)
+        report = act(session, observed, the_plan, progress)
+        if prune is None:
+            return the_plan, report
+        pruned = prune_orphans(session, pending, delete=prune.delete, progress=progress)
+        return the_plan, dataclasses.replace(report, results=report.results + pruned)
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """``apply --prune``: what to do with the orphans; ``delete``: ``--prune-delete``."""
+
+    delete: bool = False
+
+
+def prune_orphans(
+    session: Session,
+    orphans: Sequence[model.Managed],
+    *,
+    delete: bool,
+    progress: apply.Progress,
+) -> tuple[apply.Result, ...]:
+    """Disown (or delete) each orphan and record it in the history (action ``prune`` or
+    ``delete``; ``model_uri`` empty: it serves nothing for retrain any more). A failure
+    is that orphan's failed result; the others still go ahead."""
+    results = []
+    for orphan in orphans:
+        try:
+            said = session.provider.disown(orphan, delete=delete)
+        except errors.ProviderError as e:
+            results.append(
+                apply.Result(orphan.endpoint, plan.Action.NOOP, apply.Status.FAILED, str(e))
+            )
+            continue
+        session.provider.record(_pruned(session, orphan, "delete" if delete else "prune"))
+        progress(f"{orphan.endpoint}: {said}")
+        results.append(
+            apply.Result(
+                orphan.endpoint,
+                plan.Action.NOOP,
+                apply.Status.APPLIED,
+                f"pruned: {said}",
+                orphan.fingerprint,
+            )
+        )
+    return tuple(results)
+
+
+def _pruned(session: Session, orphan: model.Managed, action: str) -> model.HistoryEntry:
+    return model.HistoryEntry(
+        time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        endpoint=orphan.endpoint,
+        web_service=orphan.web_service,
+        action=action,
+        fingerprint=orphan.fingerprint or "",
+        version=orphan.version or "",
+        model_uri="",
+        previous_uri=None,
+        previous_fingerprint=orphan.fingerprint,
+        actor=session.settings.actor,
+        manifest_digest=session.manifest.digest,
+    )
 
 
 def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
@@ -368,4 +441,5 @@ def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
     models = {**observed.models, **(session.provider.models(missing) if missing else {})}
     last = ledger.last_entries(session.provider.history())
     rows = status.rows(the_plan, observed.services, models, last)
+    rows += status.orphan_rows(the_plan.orphans, last)
     return rows, status.metric_names(session.endpoints)

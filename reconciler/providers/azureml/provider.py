@@ -140,6 +140,28 @@ class AzureMLProvider(ledger.BlobLedger):
             out[ref] = str(tag or "")
         return out
 
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """The workspace's online endpoints tagged as retrain's (its tags are written with
+        the last traffic step): one list of the workspace's online endpoints, paged (one
+        request per page of the service's page size)."""
+        items = self.ws.list("/onlineEndpoints", "list online endpoints")
+        found = (
+            model.managed_from_tags(
+                str(item.get("name")), item.get("tags") or {}, "online endpoint"
+            )
+            for item in items
+        )
+        return tuple(m for m in found if m is not None)
+
+    deletes = False  # an online endpoint's URL and keys are what clients call: never deleted
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        """GET the online endpoint, PUT it back without the owned tags (its deployments
+        and traffic untouched): one read, one write and the polls the service asks for."""
+        if delete:
+            raise errors.ProviderError("azureml never deletes an online endpoint")
+        return self.rollout.disown(orphan.web_service)
+
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         fps = list(fingerprints)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
