@@ -431,6 +431,32 @@ def _pruned(session: Session, orphan: model.Managed, action: str) -> model.Histo
     )
 
 
+def starters() -> dict[str, Callable[[], Mapping[str, Path]]]:
+    """The registered backends that give ``retrain init`` a starter, in registry order."""
+    return {
+        name: found
+        for name, descriptor in providers.registry().items()
+        if (found := base.starter_of(descriptor)) is not None
+    }
+
+
+def write_starter(files: Mapping[str, Path], folder: Path) -> list[str]:
+    """Copy a starter's ``files`` (destination → source) into ``folder``; refuses, writing
+    nothing, when any destination exists. Returns the destinations written."""
+    taken = sorted(dest for dest in files if (folder / dest).exists())
+    if taken:
+        raise errors.ReconcilerError(
+            f"{taken[0]} exists; retrain init never overwrites (remove it or use --dir)",
+            where=str(folder / taken[0]),
+        )
+    for dest, source in files.items():
+        target = folder / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as f:  # x: never overwrite, even a file made meanwhile
+            f.write(source.read_bytes())
+    return list(files)
+
+
 def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
     """Rows for ``retrain status``, and the metric names worth showing (the gates'):
     observe, plan, read the serving models the plan did not need and the history, then

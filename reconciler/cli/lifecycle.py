@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import engine, errors, model, providers
-from reconciler.providers import base
+from reconciler import engine, model
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,28 +75,13 @@ def init_cmd(env: Any, kind: str | None, folder: Path) -> None:
 
     Refuses to overwrite any file that exists. Then: 'retrain validate', 'retrain plan'.
     """
-    starters = {
-        name: found
-        for name, descriptor in providers.registry().items()
-        if (found := base.starter_of(descriptor)) is not None
-    }
+    starters = engine.starters()
     chosen = kind or next(iter(starters), "")
     if chosen not in starters:
         raise click.UsageError(
             f"no starter for backend {chosen!r} (backends with one: {', '.join(starters)})"
         )
-    files = starters[chosen]()
-    taken = sorted(dest for dest in files if (folder / dest).exists())
-    if taken:
-        raise errors.ReconcilerError(
-            f"{taken[0]} exists; retrain init never overwrites (remove it or use --dir)",
-            where=str(folder / taken[0]),
-        )
-    for dest, source in files.items():
-        target = folder / dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as f:  # x: never overwrite, even one created meanwhile
-            f.write(source.read_bytes())
+    files = engine.write_starter(starters[chosen](), folder)
     manifest = folder / "retrain.yaml"
     env.out(
         f"Wrote {', '.join(files)} in {folder} ({chosen} backend).\n"
