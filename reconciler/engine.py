@@ -21,6 +21,7 @@ from reconciler import (
     errors,
     fingerprint,
     gate,
+    inventory,
     ledger,
     manifest,
     model,
@@ -401,7 +402,8 @@ def prune_orphans(
                 apply.Result(orphan.endpoint, plan.Action.NOOP, apply.Status.FAILED, str(e))
             )
             continue
-        session.provider.record(_pruned(session, orphan, "delete" if delete else "prune"))
+        action = "delete" if delete else inventory.PRUNED
+        session.provider.record(_pruned(session, orphan, action))
         progress(f"{orphan.endpoint}: {said}")
         results.append(
             apply.Result(
@@ -429,6 +431,47 @@ def _pruned(session: Session, orphan: model.Managed, action: str) -> model.Histo
         actor=session.settings.actor,
         manifest_digest=session.manifest.digest,
     )
+
+
+def models_inventory(session: Session) -> tuple[inventory.Stored, ...]:
+    """``retrain models list``: observe the whole manifest (one read per endpoint, the
+    managed list), list the store and read the history, then let ``inventory`` decide."""
+    observed = observe(session)
+    stored = session.provider.stored()
+    return inventory.inventory(stored, session.desired(), observed, session.provider.history())
+
+
+def collect_garbage(
+    session: Session, *, keep: int, remove: bool, progress: apply.Progress
+) -> tuple[tuple[inventory.Stored, ...], tuple[apply.Result, ...]]:
+    """``retrain models gc``: under the apply lock (nothing trains or points a service at
+    a model meanwhile), the models ``inventory.garbage`` gives; removed only with
+    ``remove`` (else a dry run: no result). A failed removal is that model's result."""
+    with session.provider.lock(
+        session.settings.actor or "retrain", session.settings.lock_timeout, progress
+    ):
+        doomed = inventory.garbage(models_inventory(session), keep)
+        if not remove:
+            return doomed, ()
+        results = []
+        for item in doomed:
+            fp = item.record.fingerprint
+            try:
+                said = session.provider.forget(fp)
+            except errors.ProviderError as e:
+                results.append(
+                    apply.Result(
+                        fingerprint.short(fp), plan.Action.NOOP, apply.Status.FAILED, str(e)
+                    )
+                )
+                continue
+            progress(f"model {fingerprint.short(fp)}: {said}")
+            results.append(
+                apply.Result(
+                    fingerprint.short(fp), plan.Action.NOOP, apply.Status.APPLIED, said, fp
+                )
+            )
+        return doomed, tuple(results)
 
 
 def starters() -> dict[str, Callable[[], Mapping[str, Path]]]:

@@ -56,6 +56,7 @@ def cli(env: Env, show_traceback: bool) -> None:
     retrain show PLANFILE       render a saved plan again (text, json, markdown)
     retrain status              what each endpoint serves now
     retrain history             what served what, when
+    retrain models list|gc      stored models; remove those nothing references
     retrain force-unlock ID     release a stuck apply lock
     retrain completion SHELL    shell completion script (bash, zsh, fish)
 
@@ -487,3 +488,4 @@ def _finite_seconds(value: float) -> float:
 
 
 cli.add_command(lifecycle.init_cmd)
+cli.add_command(lifecycle.models_group)

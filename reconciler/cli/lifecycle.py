@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import engine, model
+from reconciler import apply, engine, errors, fingerprint, inventory, model
+from reconciler.cli import options
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_KEEP = 3  # unreferenced models gc keeps: the last few rollback targets
 
 
 def prune_options(f: F) -> F:
@@ -87,3 +89,103 @@ def init_cmd(env: Any, kind: str | None, folder: Path) -> None:
         f"Wrote {', '.join(files)} in {folder} ({chosen} backend).\n"
         f"Next: retrain validate -f {manifest}; retrain plan -f {manifest}\n"
     )
+
+
+@click.group(name="models")
+def models_group() -> None:
+    """The stored models: list them, remove those nothing references (gc)."""
+
+
+@models_group.command(name="list")
+@options.manifest_option
+@click.pass_obj
+def models_list(env: options.Env, manifest: Path | None, state_dir: Path | None) -> None:
+    """Every stored model, newest first: its metrics, which endpoints serve it now, which
+    the manifest wants on it, and which served it (from the history)."""
+    session = _session(env, manifest, state_dir)
+    found = engine.models_inventory(session)
+    if not found:
+        env.out("No stored models.\n")
+        return
+    env.out(models_table(found, _gate_metrics(session)))
+
+
+@models_group.command(name="gc")
+@options.manifest_option
+@click.option(
+    "--keep",
+    type=click.IntRange(0, 10_000),  # a bound only so a typo cannot ask for billions
+    default=DEFAULT_KEEP,
+    show_default=True,
+    help="Unreferenced models kept anyway, newest first (rollback targets).",
+)
+@click.option("--yes", "remove", is_flag=True, help="Remove them (default: a dry run).")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0, 86400),  # a day: beyond that, something is stuck
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another apply's lock.",
+)
+@click.pass_obj
+def models_gc(
+    env: options.Env,
+    manifest: Path | None,
+    state_dir: Path | None,
+    keep: int,
+    remove: bool,
+    lock_timeout: float,
+) -> None:
+    """Remove stored models nothing references (no listed service serves it, the manifest
+    does not want it) beyond the --keep newest of them, under the apply lock. A dry run
+    unless --yes."""
+    session = _session(env, manifest, state_dir, lock_timeout=lock_timeout)
+    doomed, results = engine.collect_garbage(session, keep=keep, remove=remove, progress=env.err)
+    if not doomed:
+        env.out(f"Nothing to remove (keeping up to {keep} unreferenced models).\n")
+        return
+    if not remove:
+        env.out(f"Would remove {len(doomed)} model{'s' if len(doomed) != 1 else ''}:\n")
+        env.out(models_table(doomed, _gate_metrics(session)))
+        env.out("Run 'retrain models gc --yes' to remove them.\n")
+        return
+    failed = [r for r in results if r.status is apply.Status.FAILED]
+    for result in results:
+        env.out(f"{'✗' if result in failed else '✓'} {result.endpoint}: {result.message}\n")
+    env.out(f"Removed {len(results) - len(failed)} model(s), {len(failed)} failed.\n")
+    if failed:
+        raise SystemExit(errors.ExitStatus.ERROR)
+
+
+def _gate_metrics(session: engine.Session) -> list[str]:
+    return [ep.gate.metric for ep in session.endpoints if ep.gate]
+
+
+def _session(
+    env: options.Env, manifest: Path | None, state_dir: Path | None, **kw: Any
+) -> engine.Session:
+    config = options.settings_for(env, manifest=manifest, state_dir=state_dir, **kw)
+    return options.session_for(env, config)
+
+
+def models_table(found: Sequence[inventory.Stored], metrics: Sequence[str]) -> str:
+    """One row per model: fingerprint, when trained, metrics, its references."""
+    names = list(dict.fromkeys(metrics))
+    header = ["MODEL", "TRAINED", "METRICS", "SERVING", "WANTED BY", "SERVED", "PRUNED"]
+    table = [header] + [
+        [
+            fingerprint.short(m.record.fingerprint),
+            m.record.trained_at or "-",
+            inventory.metric_line(m.record.metrics, names),
+            ", ".join(m.serving) or "-",
+            ", ".join(m.wanted) or "-",
+            ", ".join(m.served) or "-",
+            ", ".join(m.disowned) or "-",
+        ]
+        for m in found
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = (
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    )
+    return "\n".join(lines) + "\n"

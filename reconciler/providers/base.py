@@ -100,6 +100,16 @@ class Provider(Protocol):
         each backend's docstring says what that is."""
         ...
 
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """Every model in this backend's store, for ``retrain models`` (one list, paged,
+        plus what the records need; each backend's docstring says what)."""
+        ...
+
+    def forget(self, fp: str) -> str:
+        """Delete the stored model ``fp``; says what was removed. The engine never asks for
+        a model a listed service serves; a backend refuses one it knows is still in use."""
+        ...
+
     deletes: bool
     """Whether ``disown(..., delete=True)`` can delete a web service (``--prune-delete``)."""
 

@@ -180,3 +180,67 @@ def test_the_azureml_starter_job_script_trains_on_the_starter_data(
     assert header == "Coefficient of Determination,Mean Absolute Error"
     assert float(values.split(",")[0]) > 0.5  # the gate's minimum in the starter
     assert json.loads((out / "model" / "model.json").read_text()).keys() == {"a", "b"}
+
+
+# -- retrain models list|gc -------------------------------------------------------------
+
+
+def retrain_seattle_on_new_data(retrain: Callable[..., Run], project: Path) -> None:
+    """Append a copy of seattle's last row (new content: a new model) and apply."""
+    data = project / "examples" / "bike_rental" / "data" / "seattle.csv"
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([*lines, lines[-1]]) + "\n")
+    result = retrain("apply", "--auto-approve")
+    assert result.code == 0, result.err + result.out
+
+
+def rows(listing: str) -> dict[str, list[str]]:
+    """``models list`` rows by short fingerprint, each the columns after TRAINED."""
+    out = {}
+    for line in listing.splitlines()[1:]:
+        cells = [c for c in line.split("  ") if c.strip()]
+        out[cells[0]] = [c.strip() for c in cells[2:]]
+    return out
+
+
+def test_models_list_shows_metrics_and_references_and_gc_removes_only_unreferenced_beyond_keep(
+    retrain: Callable[..., Run], applied: Path
+) -> None:
+    first = rows(retrain("models", "list").out)
+    assert len(first) == 3
+    assert all(r[1] == r[2] == r[3] and r[1].startswith("bike-") for r in first.values())
+    assert all(r[0].startswith("Coefficient of Determination 0.") for r in first.values())
+    retrain_seattle_on_new_data(retrain, applied)
+    retrain_seattle_on_new_data(retrain, applied)
+    listed = rows(retrain("models", "list").out)
+    assert len(listed) == 5
+    old = [fp for fp, r in listed.items() if r[1:4] == ["-", "-", "bike-seattle"]]
+    assert len(old) == 2  # served seattle once, referenced by nothing now
+    before = snapshot(applied)
+    dry = retrain("models", "gc", "--keep", "1")
+    assert dry.code == 0 and dry.out.startswith("Would remove 1 model:\n")
+    assert snapshot(applied) == before  # a dry run
+    newest_old, oldest_old = sorted(old, key=lambda fp: list(listed).index(fp))
+    assert oldest_old in dry.out and newest_old not in dry.out
+    done = retrain("models", "gc", "--keep", "1", "--yes")
+    assert done.code == 0, done.err
+    assert f"✓ {oldest_old}: removed models/" in done.out
+    assert set(rows(retrain("models", "list").out)) == set(listed) - {oldest_old}
+    assert retrain("plan", "--detailed-exitcode").code == 0  # every endpoint still served
+    again = retrain("models", "gc", "--keep", "1", "--yes")
+    assert again.out.startswith("Nothing to remove")
+
+
+def test_gc_never_removes_a_model_a_pruned_service_still_serves(
+    retrain: Callable[..., Run], applied: Path
+) -> None:
+    drop_boston(applied)
+    assert retrain("apply", "--auto-approve", "--prune").code == 0
+    boston = json.loads(
+        (applied / ".retrain" / "webservices" / "bike-demand-boston.json").read_text()
+    )
+    assert "retrain.fingerprint" not in boston["tags"]
+    result = retrain("models", "gc", "--keep", "0", "--yes")
+    assert result.out.startswith("Nothing to remove"), result.out
+    pruned = [r for r in rows(retrain("models", "list").out).values() if r[-1] == "bike-boston"]
+    assert len(pruned) == 1 and pruned[0][1] == "-"  # not listed as serving: pruned

@@ -152,6 +152,13 @@ class MemoryProvider:
         )
         return tuple(m for m in found if m is not None)
 
+    def stored(self) -> Sequence[model.ModelRecord]:
+        return tuple(self._record(fp) for fp in sorted(self.world.models))
+
+    def forget(self, fp: str) -> str:
+        self.world.models.pop(fp, None)
+        return f"removed models/{fp}"
+
     def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
         key = (orphan.locator, orphan.web_service)
         if delete:

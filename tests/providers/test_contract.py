@@ -238,3 +238,19 @@ def test_disown_removes_only_retrains_ownership_and_delete_only_where_supported(
         with pytest.raises(errors.ProviderError, match="never deletes"):
             harness.provider.disown(orphan, delete=True)
         assert harness.provider.observe([a])["a"] is not None
+
+
+def test_stored_lists_every_model_and_forget_removes_one(harness: Harness) -> None:
+    assert list(harness.provider.stored()) == []
+    a = harness.provider.train(harness.job(harness.endpoint("a", data=harness.data("a.csv", [1]))))
+    b = harness.provider.train(harness.job(harness.endpoint("b", data=harness.data("b.csv", [7]))))
+    assert sorted(r.fingerprint for r in harness.provider.stored()) == sorted(
+        [a.fingerprint, b.fingerprint]
+    )
+    assert {r.fingerprint: r.metrics for r in harness.provider.stored()} == {
+        a.fingerprint: a.metrics,
+        b.fingerprint: b.metrics,
+    }
+    harness.provider.forget(a.fingerprint)
+    assert [r.fingerprint for r in harness.provider.stored()] == [b.fingerprint]
+    assert harness.provider.models([a.fingerprint]) == {}

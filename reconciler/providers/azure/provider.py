@@ -124,6 +124,27 @@ class AzureProvider(ledger.BlobLedger):
                     found.append(listed)
         return (*found, *self.classic_services.managed(endpoints))
 
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """The models whose metadata blob is in the store: one paged list of the blobs
+        under ``models/``, then one read per model's metadata."""
+        fps = sorted(
+            {
+                parts[1]
+                for name in self.state.names("models/")
+                if len(parts := name.split("/")) == 3 and name == bes.metadata_path(parts[1])
+            }
+        )
+        return tuple(self.models(fps).values())
+
+    def forget(self, fp: str) -> str:
+        """Delete the model's blobs (the .ilearner and its metadata), metadata last, so an
+        interrupted forget leaves a model still listed, never an orphaned record."""
+        prefix = f"models/{fp}/"
+        names = sorted(self.state.names(prefix), key=lambda n: n == bes.metadata_path(fp))
+        for name in names:
+            self.state.delete(name)
+        return f"removed {len(names)} blob{'s' if len(names) != 1 else ''} under {prefix}"
+
     deletes = False  # a Studio web service cannot be made again (Studio takes no new ones)
 
     def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:

@@ -103,6 +103,23 @@ class LocalProvider:
         return self._read(web_service)
 
     # -- act -------------------------------------------------------------
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """The model folders of ``models/`` (one listing, one metadata read each)."""
+        if not self.store.root.is_dir():
+            return ()
+        names = sorted(
+            p.name for p in self.store.root.iterdir() if store.FINGERPRINT.fullmatch(p.name)
+        )
+        return tuple(self.store.get_many(names).values())
+
+    def forget(self, fp: str) -> str:
+        """Remove the model's folder (its model file and metadata)."""
+        folder = self.store.path(fp)
+        if folder.is_symlink() or not folder.is_dir():
+            return f"model {fingerprint.short(fp)} is gone already"
+        shutil.rmtree(folder)
+        return f"removed models/{fp}"
+
     def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
         """Rewrite the definition without the owned tags (atomically), or delete its file."""
         name = orphan.locator or orphan.web_service
