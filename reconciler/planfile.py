@@ -39,6 +39,8 @@ def to_dict(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> dict[s
         "training_jobs": list(the_plan.to_train()),
         "changes": [_change(c) for c in the_plan.changes],
     }
+    if the_plan.orphans:  # only when there are some: a plan without is as format "1" was
+        body["orphans"] = [_orphan(m) for m in the_plan.orphans]
     body = _scrubbed(body, scrub)
     return body | {"checksum": _checksum(body)}
 
@@ -99,13 +101,29 @@ def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
             where=where,
         )
     changes = tuple(_from_change(c) for c in data["changes"])
+    orphans = tuple(
+        model.Managed(o["endpoint"], o["web_service"], o["where"], model.frozen_map(o["tags"]))
+        for o in data.get("orphans", ())
+    )
     return plan.Plan(
         changes,
         data["manifest_digest"],
         data["backend"],
         targets=tuple(data["targets"]),
         manifest=data["manifest"],
+        orphans=orphans,
     )
+
+
+def _orphan(orphan: model.Managed) -> dict[str, Any]:
+    """An orphan as the plan file holds it: shown again by ``show``, never acted on from
+    the file (``--prune`` refuses a saved plan)."""
+    return {
+        "endpoint": orphan.endpoint,
+        "web_service": orphan.web_service,
+        "where": orphan.where,
+        "tags": dict(orphan.tags),
+    }
 
 
 @cache

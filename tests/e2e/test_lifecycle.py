@@ -244,3 +244,18 @@ def test_gc_never_removes_a_model_a_pruned_service_still_serves(
     assert result.out.startswith("Nothing to remove"), result.out
     pruned = [r for r in rows(retrain("models", "list").out).values() if r[-1] == "bike-boston"]
     assert len(pruned) == 1 and pruned[0][1] == "-"  # not listed as serving: pruned
+
+
+def test_a_saved_plan_keeps_its_orphans_for_show_and_refuses_prune(
+    retrain: Callable[..., Run], applied: Path
+) -> None:
+    drop_boston(applied)
+    assert retrain("plan", "-out", "plan.json").code == 0
+    saved = json.loads((applied / "plan.json").read_text())
+    assert [o["endpoint"] for o in saved["orphans"]] == ["bike-boston"]
+    shown = retrain("show", "plan.json")
+    assert shown.code == 0 and "? bike-boston  orphaned" in shown.out
+    refused = retrain("apply", "plan.json", "--prune")
+    assert refused.code != 0 and "--prune cannot be combined with a saved plan" in refused.err
+    assert retrain("apply", "plan.json").code == 0  # applying it leaves the orphan alone
+    assert "? bike-boston  orphaned" in retrain("plan").out

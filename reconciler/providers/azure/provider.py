@@ -104,7 +104,8 @@ class AzureProvider(ledger.BlobLedger):
     def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
         """Resource Manager web services tagged as retrain's in the backend's resource
         group and every group an endpoint names (one paged list per group), and the
-        classic endpoints in the ownership records (one blob read)."""
+        classic endpoints in the ownership records of the workspaces the manifest's
+        classic endpoints use (one blob read, when it has any)."""
         groups = dict.fromkeys(
             [self.cfg.resource_group]
             + [

@@ -138,18 +138,19 @@ class Classic:
         return webservice.state_of_fields(ep.web_service, uri, tags, names, uri_for=self.uri_for)
 
     def managed(self, endpoints: Sequence[model.Endpoint]) -> list[model.Managed]:
-        """The endpoints the ownership records name (one blob read), each under the
+        """The endpoints the ownership records name in the workspaces the manifest's
+        classic endpoints use (one blob read; none when it has none), each under the
         manifest's name for it when an endpoint of ``endpoints`` has its address, else
         under its address (``workspace/webService/endpoint``)."""
-        names = {
-            classic.key_of(ep): ep.web_service
-            for ep in endpoints
-            if backend.classic_address(ep) is not None
-        }
+        addresses = [(ep, at) for ep in endpoints if (at := backend.classic_address(ep))]
+        if not addresses:
+            return []
+        names = {at.key: ep.web_service for ep, at in addresses}
+        workspaces = {at.workspace for _ep, at in addresses}
         found = (
             model.managed_from_tags(names.get(key, key), tags, CLASSIC_WHERE, key)
             for key, tags in sorted(self.endpoints.records().items())
-            if isinstance(tags, dict)
+            if isinstance(tags, dict) and key.split("/", 1)[0] in workspaces
         )
         return [m for m in found if m is not None]
 
