@@ -54,7 +54,7 @@ UNLIMITED = 1e12  # tokens and tokens per second of a pacer that never waits
 
 
 def manifest(root: Path, fake: FakeAzure, bes_url: str, n: int) -> Path:
-    cities = ", ".join(f"{{i: {i:04d}}}" for i in range(n))
+    cities = ", ".join(f'{{i: "{i:04d}"}}' for i in range(n))  # quoted: 0001 is a name
     text = f"""\
 apiVersion: retrain/v1
 backend:

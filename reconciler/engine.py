@@ -21,6 +21,7 @@ from reconciler import (
     errors,
     fingerprint,
     gate,
+    inventory,
     ledger,
     manifest,
     model,
@@ -155,21 +156,26 @@ def checked(session: Session, observed: model.Observed) -> model.Observed:
 
 
 def observe(session: Session) -> model.Observed:
-    """One read per selected endpoint, plus the stored models the planner will need."""
+    """One read per selected endpoint, plus the stored models the planner will need, plus
+    (for the whole manifest only) the provider's list of the services retrain manages, so
+    the plan can name orphans: that list costs what ``Provider.managed`` says (one paged
+    list call per place the manifest's services live)."""
     services = session.provider.observe(session.endpoints)
     needed = plan.models_needed(session.desired(), services)
     models = session.provider.models(sorted(needed)) if needed else {}
-    return model.Observed(model.frozen_map(services), model.frozen_map(models))
+    managed = None if _selective(session) else tuple(session.provider.managed(session.endpoints))
+    return model.Observed(model.frozen_map(services), model.frozen_map(models), managed)
+
+
+def _selective(session: Session) -> bool:
+    """Whether ``--target``/``--exclude`` chose part of the manifest."""
+    return bool(session.settings.targets or session.settings.excludes)
 
 
 def decide(session: Session, observed: model.Observed, *, fresh: Collection[str] = ()) -> plan.Plan:
     """The plan for what was observed (``fresh``: models just trained, see
     ``plan.make_plan``). Pure."""
-    selected = (
-        tuple(ep.name for ep in session.endpoints)
-        if session.settings.targets or session.settings.excludes
-        else ()
-    )
+    selected = tuple(ep.name for ep in session.endpoints) if _selective(session) else ()
     return plan.make_plan(
         session.desired(),
         observed,
@@ -368,16 +374,152 @@ def run_apply(
     *,
     confirm: Confirm,
     progress: apply.Progress = lambda _line: None,
+    prune: Prune | None = None,
 ) -> tuple[plan.Plan, apply.Report | None]:
-    """Lock, plan, ask, execute. The report is None when nothing was confirmed."""
+    """Lock, plan, ask, execute; with ``prune``, then disown (or delete) the plan's
+    orphans. The report is None when nothing was confirmed."""
+    if prune is not None and prune.delete and not session.provider.deletes:
+        raise errors.ReconcilerError(
+            f"the {session.provider.name} backend never deletes a web service; "
+            "--prune alone removes retrain's ownership"
+        )
     with session.provider.lock(
         session.settings.actor or "retrain", session.settings.lock_timeout, progress
     ):
         observed = _prepare(session, progress)
         the_plan = decide(session, observed)
-        if the_plan.is_empty() or not confirm(the_plan):
+        pending = the_plan.orphans if prune is not None else ()
+        if (the_plan.is_empty() and not pending) or not confirm(the_plan):
             return the_plan, None
-        return the_plan, act(session, observed, the_plan, progress)
+        report = act(session, observed, the_plan, progress)
+        if prune is None:
+            return the_plan, report
+        pruned = prune_orphans(session, pending, delete=prune.delete, progress=progress)
+        return the_plan, dataclasses.replace(report, results=report.results + pruned)
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """``apply --prune``: what to do with the orphans; ``delete``: ``--prune-delete``."""
+
+    delete: bool = False
+
+
+def prune_orphans(
+    session: Session,
+    orphans: Sequence[model.Managed],
+    *,
+    delete: bool,
+    progress: apply.Progress,
+) -> tuple[apply.Result, ...]:
+    """Disown (or delete) each orphan and record it in the history (action ``prune`` or
+    ``delete``; ``model_uri`` empty: it serves nothing for retrain any more). A failure
+    is that orphan's failed result; the others still go ahead."""
+    results = []
+    for orphan in orphans:
+        try:
+            said = session.provider.disown(orphan, delete=delete)
+        except errors.ProviderError as e:
+            results.append(
+                apply.Result(orphan.endpoint, plan.Action.NOOP, apply.Status.FAILED, str(e))
+            )
+            continue
+        action = "delete" if delete else inventory.PRUNED
+        session.provider.record(_pruned(session, orphan, action))
+        progress(f"{orphan.endpoint}: {said}")
+        results.append(
+            apply.Result(
+                orphan.endpoint,
+                plan.Action.NOOP,
+                apply.Status.APPLIED,
+                f"pruned: {said}",
+                orphan.fingerprint,
+            )
+        )
+    return tuple(results)
+
+
+def _pruned(session: Session, orphan: model.Managed, action: str) -> model.HistoryEntry:
+    return model.HistoryEntry(
+        time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        endpoint=orphan.endpoint,
+        web_service=orphan.web_service,
+        action=action,
+        fingerprint=orphan.fingerprint or "",
+        version=orphan.version or "",
+        model_uri="",
+        previous_uri=None,
+        previous_fingerprint=orphan.fingerprint,
+        actor=session.settings.actor,
+        manifest_digest=session.manifest.digest,
+    )
+
+
+def models_inventory(session: Session) -> tuple[inventory.Stored, ...]:
+    """``retrain models list``: observe the whole manifest (one read per endpoint, the
+    managed list), list the store and read the history, then let ``inventory`` decide."""
+    observed = observe(session)
+    stored = session.provider.stored()
+    return inventory.inventory(stored, session.desired(), observed, session.provider.history())
+
+
+def collect_garbage(
+    session: Session, *, keep: int, remove: bool, progress: apply.Progress
+) -> tuple[tuple[inventory.Stored, ...], tuple[apply.Result, ...]]:
+    """``retrain models gc``: under the apply lock (nothing trains or points a service at
+    a model meanwhile), the models ``inventory.garbage`` gives; removed only with
+    ``remove`` (else a dry run: no result). A failed removal is that model's result."""
+    with session.provider.lock(
+        session.settings.actor or "retrain", session.settings.lock_timeout, progress
+    ):
+        doomed = inventory.garbage(models_inventory(session), keep)
+        if not remove:
+            return doomed, ()
+        results = []
+        for item in doomed:
+            fp = item.record.fingerprint
+            try:
+                said = session.provider.forget(fp)
+            except errors.ProviderError as e:
+                results.append(
+                    apply.Result(
+                        fingerprint.short(fp), plan.Action.NOOP, apply.Status.FAILED, str(e)
+                    )
+                )
+                continue
+            progress(f"model {fingerprint.short(fp)}: {said}")
+            results.append(
+                apply.Result(
+                    fingerprint.short(fp), plan.Action.NOOP, apply.Status.APPLIED, said, fp
+                )
+            )
+        return doomed, tuple(results)
+
+
+def starters() -> dict[str, Callable[[], Mapping[str, Path]]]:
+    """The registered backends that give ``retrain init`` a starter, in registry order."""
+    return {
+        name: found
+        for name, descriptor in providers.registry().items()
+        if (found := base.starter_of(descriptor)) is not None
+    }
+
+
+def write_starter(files: Mapping[str, Path], folder: Path) -> list[str]:
+    """Copy a starter's ``files`` (destination → source) into ``folder``; refuses, writing
+    nothing, when any destination exists. Returns the destinations written."""
+    taken = sorted(dest for dest in files if (folder / dest).exists())
+    if taken:
+        raise errors.ReconcilerError(
+            f"{taken[0]} exists; retrain init never overwrites (remove it or use --dir)",
+            where=str(folder / taken[0]),
+        )
+    for dest, source in files.items():
+        target = folder / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as f:  # x: never overwrite, even a file made meanwhile
+            f.write(source.read_bytes())
+    return list(files)
 
 
 def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
@@ -390,4 +532,5 @@ def read_status(session: Session) -> tuple[tuple[status.Row, ...], list[str]]:
     models = {**observed.models, **(session.provider.models(missing) if missing else {})}
     last = ledger.last_entries(session.provider.history())
     rows = status.rows(the_plan, observed.services, models, last)
+    rows += status.orphan_rows(the_plan.orphans, last)
     return rows, status.metric_names(session.endpoints)

@@ -42,13 +42,34 @@ def render(
     marker = MARKER.format(name=name or the_plan.manifest or "retrain")
     head = [marker, _title(the_plan), "", *_failures(the_plan), _facts(the_plan), ""]
     if the_plan.is_empty():
-        return ["\n".join([*head, "No changes. Every endpoint serves its desired model.", ""])]
+        done = [*head, "No changes. Every endpoint serves its desired model.", ""]
+        return ["\n".join([*done, *_orphans(the_plan)])]
     blocks = [_table(the_plan)] + [
         _details(c, trained=the_plan.trained_now(c)) for c in the_plan.mutating_or_blocked()
     ]
+    blocks += ["\n".join(_orphans(the_plan))] if the_plan.orphans else []
     return _pack(
         "\n".join(head), blocks, marker=marker, artifact=artifact, limit=limit, max_parts=max_parts
     )
+
+
+def _orphans(the_plan: plan.Plan) -> list[str]:
+    """A table of the services retrain manages that the manifest no longer lists (none:
+    nothing, so a plan without orphans renders as before)."""
+    if not the_plan.orphans:
+        return []
+    rows = [
+        f"**Orphaned** ({len(the_plan.orphans)}): managed by retrain, no longer in the "
+        "manifest; left as they are (`retrain apply --prune` removes retrain's ownership).",
+        "",
+        "| | endpoint | web service | model |",
+        "|---|---|---|---|",
+    ]
+    rows += [
+        f"| ❔ | `{m.endpoint}` | `{m.web_service}` | `{fingerprint.short(m.fingerprint)}` |"
+        for m in the_plan.orphans
+    ]
+    return [*rows, ""]
 
 
 def _title(the_plan: plan.Plan) -> str:

@@ -238,12 +238,59 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Managed:
+    """A web service carrying retrain's ownership tags, as a provider lists it: the
+    endpoint it was managed for (its ``retrain.endpoint`` tag), its name, where it lives
+    (for the reader: the folder, group or project it lives in) and its owned tags."""
+
+    endpoint: str
+    web_service: str
+    where: str = ""
+    tags: Mapping[str, str] = field(default_factory=frozen_map)
+    locator: str = field(default="", compare=False)
+    """The provider's own handle to find the service again (a resource id, a record key),
+    for ``Provider.disown``; opaque to everything else."""
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.tags.get(TAG_FINGERPRINT)
+
+    @property
+    def version(self) -> str | None:
+        return self.tags.get(TAG_VERSION)
+
+
+def managed_from_tags(
+    web_service: str, tags: Mapping[str, Any], where: str, locator: str = ""
+) -> Managed | None:
+    """A listed service as ``Managed`` when its tags say retrain manages it for a named
+    endpoint; None otherwise (someone else's service, or tags without an endpoint)."""
+    if not isinstance(tags, Mapping) or tags.get(TAG_MANAGED_BY) != MANAGED_BY:
+        return None
+    endpoint = tags.get(TAG_ENDPOINT)
+    if not isinstance(endpoint, str) or not endpoint:
+        return None
+    owned = {k: str(v) for k, v in tags.items() if k in OWNED_TAGS}
+    return Managed(endpoint, web_service, where, frozen_map(owned), locator or web_service)
+
+
+def disowned(tags: Mapping[str, Any]) -> dict[str, Any]:
+    """``tags`` without retrain's ownership tags (what pruning leaves on a service)."""
+    return {k: v for k, v in tags.items() if k not in OWNED_TAGS}
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """Everything observed for one plan: per endpoint its service (None when missing),
-    and the stored models the plan may need (desired and serving fingerprints)."""
+    and the stored models the plan may need (desired and serving fingerprints).
+
+    ``managed`` lists every service the backend says retrain manages, when it was asked
+    (a plan of the whole manifest); None when not (``--target``/``--exclude``: the
+    plan then says nothing about services the manifest no longer lists)."""
 
     services: Mapping[str, ServiceState | None]
     models: Mapping[str, ModelRecord]
+    managed: tuple[Managed, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

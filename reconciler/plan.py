@@ -143,6 +143,10 @@ class Plan:
     update to a stored model, so ``to_train`` no longer counts them)."""
     failed: tuple[tuple[str, str], ...] = ()
     """``plan --train``: each training job that failed, (fingerprint, reason)."""
+    orphans: tuple[model.Managed, ...] = ()
+    """Services retrain manages that the manifest no longer lists (``orphans``): shown,
+    never acted on unless apply is asked to prune; not changes (``is_empty`` ignores
+    them, so ``--detailed-exitcode`` is 0 for a plan with only orphans)."""
 
     def is_empty(self) -> bool:
         return not any(c.action is not Action.NOOP for c in self.changes)
@@ -223,7 +227,22 @@ def make_plan(
         _described(d, observed, _decide(d, observed, d.fingerprint in fresh), steps)
         for d in desired
     )
-    return Plan(changes, manifest_digest, backend, targets=selected, manifest=manifest)
+    left = orphans(desired, observed.managed) if not selected else ()
+    return Plan(
+        changes, manifest_digest, backend, targets=selected, manifest=manifest, orphans=left
+    )
+
+
+def orphans(
+    desired: Sequence[model.Desired], managed: Sequence[model.Managed] | None
+) -> tuple[model.Managed, ...]:
+    """The managed services whose ``retrain.endpoint`` tag names no endpoint of the
+    manifest, sorted by endpoint: what a removed (or renamed) endpoint left behind. A
+    service is matched by its endpoint tag alone (not its name or place), the one tag
+    every backend writes the same way. Empty when nothing was listed."""
+    names = {d.name for d in desired}
+    left = [m for m in managed or () if m.endpoint not in names]
+    return tuple(sorted(left, key=lambda m: (m.endpoint, m.web_service, m.where)))
 
 
 def _described(

@@ -40,6 +40,8 @@ def to_dict(the_plan: plan.Plan, *, scrub: Callable[[str], str] = str) -> dict[s
         **_training_done(the_plan),
         "changes": [_change(c) for c in the_plan.changes],
     }
+    if the_plan.orphans:  # only when there are some: a plan without is as format "1" was
+        body["orphans"] = [_orphan(m) for m in the_plan.orphans]
     body = _scrubbed(body, scrub)
     return body | {"checksum": _checksum(body)}
 
@@ -121,6 +123,10 @@ def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
             where=where,
         )
     changes = tuple(_from_change(c) for c in data["changes"])
+    orphans = tuple(
+        model.Managed(o["endpoint"], o["web_service"], o["where"], model.frozen_map(o["tags"]))
+        for o in data.get("orphans", ())
+    )
     return plan.Plan(
         changes,
         data["manifest_digest"],
@@ -129,7 +135,19 @@ def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
         manifest=data["manifest"],
         trained=tuple(data.get("trained_for_plan", ())),
         failed=tuple((f["fingerprint"], f["reason"]) for f in data.get("training_failed", ())),
+        orphans=orphans,
     )
+
+
+def _orphan(orphan: model.Managed) -> dict[str, Any]:
+    """An orphan as the plan file holds it: shown again by ``show``, never acted on from
+    the file (``--prune`` refuses a saved plan)."""
+    return {
+        "endpoint": orphan.endpoint,
+        "web_service": orphan.web_service,
+        "where": orphan.where,
+        "tags": dict(orphan.tags),
+    }
 
 
 @cache

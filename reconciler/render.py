@@ -46,13 +46,34 @@ def plan_text(the_plan: plan.Plan, *, style: Style = Style(), verbose: bool = Fa
     """The plan for a terminal: one block per change, then a summary line."""
     if the_plan.is_empty():
         n = len(the_plan.changes)
-        return f"No changes. {n} endpoint{'s' if n != 1 else ''} serving their desired models.\n"
+        done = f"No changes. {n} endpoint{'s' if n != 1 else ''} serving their desired models.\n"
+        return done + orphans_text(the_plan.orphans, style=style)
     lines: list[str] = []
     for change in the_plan.changes:
         if change.action is plan.Action.NOOP and not verbose:
             continue
         lines.extend(_with_training_notes(_change_lines(change, style), the_plan, change))
     lines.append(style(_summary(the_plan), "red" if the_plan.failed else "bold"))
+    return "\n".join(lines) + "\n" + orphans_text(the_plan.orphans, style=style)
+
+
+def orphans_text(orphans: Sequence[model.Managed], *, style: Style = Style()) -> str:
+    """The services retrain manages that the manifest no longer lists, after the plan
+    (nothing when there are none, so a plan without orphans reads as before)."""
+    if not orphans:
+        return ""
+    lines = [""]
+    for m in orphans:
+        head = style(f"? {m.endpoint}", "yellow")
+        lines.append(
+            f"{head}  orphaned  (web service {m.web_service}, {m.where}): managed by retrain, "
+            f"serving model {fingerprint.short(m.fingerprint)}, no longer in the manifest"
+        )
+    n = len(orphans)
+    lines.append(
+        f"{n} orphaned endpoint{'s' if n != 1 else ''}: left as they are; "
+        "'retrain apply --prune' removes retrain's ownership tags."
+    )
     return "\n".join(lines) + "\n"
 
 

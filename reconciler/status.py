@@ -26,6 +26,7 @@ class State(enum.StrEnum):
     BLOCKED = "blocked"
     OUT_OF_DATE = "out of date"  # a change is planned: create, retrain or update
     MISSING = "missing"  # no web service to serve the model
+    ORPHANED = "orphaned"  # managed by retrain, no longer in the manifest
 
 
 _STATES = {
@@ -78,6 +79,26 @@ def _row(
         fingerprint=fp or "",
         metrics=record.metrics if record else {},
         deployed=entry.time if entry else NONE,
+    )
+
+
+def orphan_rows(
+    orphans: Iterable[model.Managed], last: Mapping[str, model.HistoryEntry]
+) -> tuple[Row, ...]:
+    """One ``orphaned`` row per service retrain manages that the manifest no longer lists:
+    what its tags say it serves, since when the history says (no metrics: its model is
+    not read, the manifest no longer cares how good it is)."""
+    return tuple(
+        Row(
+            endpoint=m.endpoint,
+            web_service=m.web_service,
+            state=State.ORPHANED,
+            version=m.version or NONE,
+            fingerprint=m.fingerprint or "",
+            metrics={},
+            deployed=entry.time if (entry := last.get(m.endpoint)) else NONE,
+        )
+        for m in orphans
     )
 
 

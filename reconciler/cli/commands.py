@@ -22,7 +22,7 @@ from reconciler import (
     render,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout
+from reconciler.cli import jsonout, lifecycle
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -49,12 +49,14 @@ def cli(env: Env, show_traceback: bool) -> None:
     """Reconcile ML models behind web services with the models a manifest declares.
 
     \b
+    retrain init                write a starter manifest and trainer
     retrain validate            check the manifest
     retrain plan                show what would change, and why
     retrain apply [PLANFILE]    train what is needed, gate it, update web services
     retrain show PLANFILE       render a saved plan again (text, json, markdown)
     retrain status              what each endpoint serves now
     retrain history             what served what, when
+    retrain models list|gc      stored models; remove those nothing references
     retrain force-unlock ID     release a stuck apply lock
     retrain completion SHELL    shell completion script (bash, zsh, fish)
 
@@ -239,6 +241,7 @@ def format_options(f: Any) -> Any:
     help="Seconds to wait for another apply's lock.",
 )
 @format_options
+@lifecycle.prune_options
 @click.pass_obj
 def apply_cmd(
     env: Env,
@@ -252,6 +255,8 @@ def apply_cmd(
     lock_timeout: float,
     fmt: str,
     as_json: bool,
+    prune: bool,
+    prune_delete: bool,
 ) -> None:
     """Train what is needed, gate it, and point each web service at its model.
 
@@ -265,6 +270,9 @@ def apply_cmd(
             "--target/--exclude cannot be combined with a saved plan; "
             "select endpoints when planning"
         )
+    pruning = lifecycle.pruning(
+        prune, prune_delete, saved=planfile_path is not None, selective=bool(target or exclude)
+    )
     if planfile_path is None and not auto_approve and not env.interactive:
         raise errors.ConfirmationError(
             "apply needs confirmation: run it in a terminal, or pass --auto-approve"
@@ -287,7 +295,9 @@ def apply_cmd(
         report: apply.Report | None = engine.run_saved(session, saved, progress=env.progress)
         outcome = ""
     else:
-        report, outcome = _apply_fresh(env, session, auto_approve=auto_approve, quiet=json_out)
+        report, outcome = _apply_fresh(
+            env, session, auto_approve=auto_approve, quiet=json_out, prune=pruning
+        )
     if json_out:
         outcome = outcome or ("applied" if report is None or report.ok else "failed")
         env.out(jsonout.dumps(jsonout.apply_report(report, outcome=outcome)))
@@ -319,7 +329,12 @@ def _relative(manifest: Path, folder: Path) -> str:
 
 
 def _apply_fresh(
-    env: Env, session: engine.Session, *, auto_approve: bool, quiet: bool
+    env: Env,
+    session: engine.Session,
+    *,
+    auto_approve: bool,
+    quiet: bool,
+    prune: engine.Prune | None = None,
 ) -> tuple[apply.Report | None, str]:
     """Plan, confirm, act; with ``quiet`` (--json) the plan and notes go to stderr, so
     stdout holds only the JSON document. Returns the report and, when there is none,
@@ -328,6 +343,8 @@ def _apply_fresh(
 
     def confirm(the_plan: planning.Plan) -> bool:
         say(render.plan_text(the_plan, style=env.style()))
+        if prune is not None and the_plan.orphans:
+            say(lifecycle.prune_note(the_plan.orphans, prune))
         if auto_approve:
             return True
         answer = click.prompt(
@@ -338,7 +355,9 @@ def _apply_fresh(
         )
         return bool(answer.strip() == "yes")
 
-    the_plan, report = engine.run_apply(session, confirm=confirm, progress=env.progress)
+    the_plan, report = engine.run_apply(
+        session, confirm=confirm, progress=env.progress, prune=prune
+    )
     if report is not None:
         return report, ""
     if the_plan.is_empty():
@@ -487,3 +506,7 @@ def _finite_seconds(value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds")
     return value
+
+
+cli.add_command(lifecycle.init_cmd)
+cli.add_command(lifecycle.models_group)

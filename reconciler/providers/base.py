@@ -92,6 +92,33 @@ class Provider(Protocol):
         """The stored models among ``fingerprints`` (absent ones are left out)."""
         ...
 
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """Every web service carrying retrain's ownership tags (``model.managed_from_tags``)
+        in the places this backend manages for a manifest with ``endpoints`` (its default
+        place and every place an endpoint names), listed or not: how a plan finds the
+        services a removed endpoint left behind. Costs one list call (paged) per place;
+        each backend's docstring says what that is."""
+        ...
+
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """Every model in this backend's store, for ``retrain models`` (one list, paged,
+        plus what the records need; each backend's docstring says what)."""
+        ...
+
+    def forget(self, fp: str) -> str:
+        """Delete the stored model ``fp``; says what was removed. The engine never asks for
+        a model a listed service serves; a backend refuses one it knows is still in use."""
+        ...
+
+    deletes: bool
+    """Whether ``disown(..., delete=True)`` can delete a web service (``--prune-delete``)."""
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        """Remove retrain's ownership tags from the listed service ``orphan`` (every other
+        field stays); with ``delete`` (only where ``deletes``), delete the service instead.
+        Says what was done, for the report."""
+        ...
+
     def train(self, job: TrainingJob) -> model.ModelRecord:
         """Train one model, store it under its fingerprint, return its record.
         Raises ``errors.TrainingError`` with the trainer's explanation on failure."""
@@ -174,6 +201,20 @@ def steps_of(descriptor: Backend) -> plan.Steps | None:
     nothing (the in-test plug-in has none)."""
     found = getattr(descriptor, "steps", None)
     return found if callable(found) else None
+
+
+def starter_of(descriptor: Backend) -> Callable[[], Mapping[str, Path]] | None:
+    """The descriptor's ``starter`` (the files ``retrain init`` writes, by destination
+    relative to the project folder), when it has one: optional, like ``steps``."""
+    found = getattr(descriptor, "starter", None)
+    return found if callable(found) else None
+
+
+def starter_beside(module_file: str, files: Mapping[str, str]) -> Mapping[str, Path]:
+    """``files`` (destination → name in the ``starter`` folder beside a backend's module)
+    as paths: how a built-in backend supplies ``starter()``."""
+    folder = Path(module_file).parent / "starter"
+    return {dest: folder / name for dest, name in files.items()}
 
 
 @functools.cache

@@ -110,6 +110,7 @@ class MemoryProvider:
     """The provider contract on dicts; every method as the protocol documents it."""
 
     name = NAME
+    deletes = True  # a dict entry: nothing else refers to it
 
     def __init__(self, world: World, label: str) -> None:
         self.world = world
@@ -139,6 +140,33 @@ class MemoryProvider:
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return {fp: self._record(fp) for fp in fingerprints if fp in self.world.models}
+
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """The services on the default shelf and every shelf an endpoint names whose tags
+        say retrain manages them (one "list" per shelf)."""
+        shelves = {"default"} | {_key(ep)[0] for ep in endpoints}
+        found = (
+            model.managed_from_tags(name, body.get("tags") or {}, f"shelf {shelf}", shelf)
+            for (shelf, name), body in sorted(self.world.services.items())
+            if shelf in shelves
+        )
+        return tuple(m for m in found if m is not None)
+
+    def stored(self) -> Sequence[model.ModelRecord]:
+        return tuple(self._record(fp) for fp in sorted(self.world.models))
+
+    def forget(self, fp: str) -> str:
+        self.world.models.pop(fp, None)
+        return f"removed models/{fp}"
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        key = (orphan.locator, orphan.web_service)
+        if delete:
+            self.world.services.pop(key, None)
+            return f"deleted web service {orphan.web_service}"
+        body = self.world.services[key]
+        body["tags"] = model.disowned(body.get("tags") or {})
+        return f"removed retrain's ownership tags from web service {orphan.web_service}"
 
     def _record(self, fp: str) -> model.ModelRecord:
         data = self.world.models[fp]

@@ -199,3 +199,58 @@ def test_a_model_uri_outside_the_store_is_never_pointed_at(harness: Harness, for
         harness.provider.update(ep, uri, TAGS)
     state = harness.provider.observe([ep])["a"]
     assert state is not None and state.model_uri == record.uri
+
+
+def test_managed_lists_the_services_retrain_owns_and_no_other(harness: Harness) -> None:
+    a = harness.endpoint("a", data=harness.data("a.csv", [1, 2]))
+    b = harness.endpoint("b", data=harness.data("b.csv", [1, 2]))
+    assert harness.provider.managed([a, b]) == ()
+    record = harness.provider.train(harness.job(a))
+    harness.provider.create(a, record.uri, TAGS | {model.TAG_FINGERPRINT: record.fingerprint})
+    unowned = {model.TAG_FINGERPRINT: record.fingerprint, model.TAG_VERSION: "1"}
+    harness.provider.create(b, record.uri, unowned)  # tags, but not retrain's ownership
+    for endpoints in ([a, b], []):  # listed whether or not the manifest names it
+        listed = harness.provider.managed(endpoints)
+        assert [(m.endpoint, m.web_service) for m in listed] == [("a", a.web_service)]
+        assert listed[0].fingerprint == record.fingerprint and listed[0].version == "1"
+
+
+def test_disown_removes_only_retrains_ownership_and_delete_only_where_supported(
+    harness: Harness,
+) -> None:
+    a = harness.endpoint("a", data=harness.data("a.csv", [1, 2]))
+    record = harness.provider.train(harness.job(a))
+    harness.provider.create(a, record.uri, TAGS | {model.TAG_FINGERPRINT: record.fingerprint})
+    harness.edit(a.web_service, lambda d: d["tags"].update({"team": "bikes"}))
+    (orphan,) = harness.provider.managed([])
+    said = harness.provider.disown(orphan)
+    assert "removed retrain's ownership" in said
+    assert harness.provider.managed([]) == ()
+    state = harness.provider.observe([a])["a"]
+    assert state is not None and not state.managed and state.model_uri == record.uri
+    raw = harness.raw(a.web_service)
+    assert raw is not None and raw["tags"].get("team") == "bikes"
+    assert not set(raw["tags"]) & set(model.OWNED_TAGS)
+    if harness.provider.deletes:
+        harness.provider.disown(orphan, delete=True)
+        assert harness.provider.observe([a]) == {"a": None}
+    else:
+        with pytest.raises(errors.ProviderError, match="never deletes"):
+            harness.provider.disown(orphan, delete=True)
+        assert harness.provider.observe([a])["a"] is not None
+
+
+def test_stored_lists_every_model_and_forget_removes_one(harness: Harness) -> None:
+    assert list(harness.provider.stored()) == []
+    a = harness.provider.train(harness.job(harness.endpoint("a", data=harness.data("a.csv", [1]))))
+    b = harness.provider.train(harness.job(harness.endpoint("b", data=harness.data("b.csv", [7]))))
+    assert sorted(r.fingerprint for r in harness.provider.stored()) == sorted(
+        [a.fingerprint, b.fingerprint]
+    )
+    assert {r.fingerprint: r.metrics for r in harness.provider.stored()} == {
+        a.fingerprint: a.metrics,
+        b.fingerprint: b.metrics,
+    }
+    harness.provider.forget(a.fingerprint)
+    assert [r.fingerprint for r in harness.provider.stored()] == [b.fingerprint]
+    assert harness.provider.models([a.fingerprint]) == {}

@@ -63,6 +63,7 @@ class FakeProvider:
     ) -> None:
         self.services, self.store, self.entries = services, store, entries
         self.reads: list[tuple[str, tuple[str, ...]]] = []
+        self.listed: tuple[model.Managed, ...] = ()  # what ``managed`` lists
 
     def observe(self, endpoints: Iterable[model.Endpoint]) -> dict[str, model.ServiceState | None]:
         names = tuple(ep.name for ep in endpoints)
@@ -73,6 +74,10 @@ class FakeProvider:
         wanted = tuple(fingerprints)
         self.reads.append(("models", wanted))
         return {fp: self.store[fp] for fp in wanted if fp in self.store}
+
+    def managed(self, endpoints: Iterable[model.Endpoint]) -> tuple[model.Managed, ...]:
+        self.reads.append(("managed", ()))
+        return self.listed
 
     def history(self, endpoint: str | None = None) -> Iterator[model.HistoryEntry]:
         self.reads.append(("history", ()))
@@ -182,7 +187,13 @@ def test_the_status_table_matches_its_golden_and_reads_each_thing_once() -> None
     desired, provider = fleet(GOLDEN_FLEET)
     rows, metrics = engine.read_status(session(desired, provider))
     assert_golden("status.txt", render.status_text(rows, metrics))
-    assert [kind for kind, _ in provider.reads] == ["observe", "models", "models", "history"]
+    assert [kind for kind, _ in provider.reads] == [
+        "observe",
+        "models",
+        "managed",
+        "models",
+        "history",
+    ]
 
 
 def test_status_cases_exist() -> None:

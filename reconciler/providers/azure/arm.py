@@ -29,6 +29,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+from azure.core.rest import HttpRequest
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from reconciler import errors, redact
@@ -167,6 +168,46 @@ class WebServices:
         if not isinstance(raw, dict):
             raise errors.ProviderError(f"GET web service {rid}: not a JSON object")
         return raw
+
+    def list(self, resource_group: str | None = None) -> list[dict[str, Any]]:
+        """Every web service of a resource group (sparse: no assets, but with tags), one
+        paged GET of the group's ``webServices`` collection (one request per page, each
+        paced and retried like any read); empty when the group does not exist."""
+        rg = resource_group or self.cfg.resource_group
+        url: str | None = (
+            f"/subscriptions/{self.cfg.subscription_id}/resourceGroups/{rg}/providers/"
+            f"Microsoft.MachineLearning/webServices?api-version={API_VERSION}"
+        )
+        items: list[dict[str, Any]] = []
+        while url:
+            page = self._page(url, f"list web services of resource group {rg}")
+            if page is None:
+                return items
+            items.extend(v for v in page.get("value") or [] if isinstance(v, dict))
+            link = page.get("nextLink")
+            url = link if isinstance(link, str) and link else None
+        return items
+
+    def _page(self, url: str, what: str) -> dict[str, Any] | None:
+        """One page of a list; None when the collection's parent does not exist."""
+        try:
+            with sdk.mapped(what, self.scrub):
+                answer = self.client.send_request(HttpRequest("GET", url))
+                answer.raise_for_status()
+        except errors.NotFound:
+            return None
+        page = json.loads(answer.text() or "null")
+        if not isinstance(page, dict) or not isinstance(page.get("value", []), list):
+            raise errors.ProviderError(f"{what}: the answer is not a list page")
+        return page
+
+    def set_tags(self, rid: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """GET the web service and PATCH only its tags, as ``change`` makes them."""
+        current = self.get(rid)
+        if current is None:
+            return
+        key = next((k for k in current if k.lower() == "tags"), "tags")
+        self.patch(rid, {key: change(dict(current.get(key) or {}))})
 
     def patch(self, rid: str, body: dict[str, Any]) -> None:
         """PATCH and wait for the long-running operation to finish."""

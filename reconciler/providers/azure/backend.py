@@ -130,6 +130,11 @@ class AzureBackend:
             classic["workspace"], classic["webService"], classic["endpoint"], classic["apiKey"]
         )
 
+    def starter(self) -> Mapping[str, Path]:
+        """What ``retrain init`` writes: a starter manifest (values to fill in marked
+        CHANGE), from ``starter/`` beside this module."""
+        return base.starter_beside(__file__, {"retrain.yaml": "retrain.yaml"})
+
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
 

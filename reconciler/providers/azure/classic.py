@@ -151,6 +151,13 @@ class Endpoints:
             raise errors.ProviderError(f"{STATE_PATH} is not JSON: {e}") from e
         return data if isinstance(data, dict) else {}
 
+    def drop_record(self, key: str) -> None:
+        """Forget the ownership record of the endpoint ``key`` names (under the lock)."""
+        with self._records_lock:
+            records = self.records()
+            if records.pop(key, None) is not None:
+                self.store.write_text(STATE_PATH, json.dumps(records, indent=2, sort_keys=True))
+
     def set_record(self, ep: model.Endpoint, tags: Mapping[str, str]) -> None:
         """Record ownership. Other processes are kept out by the apply lock; this
         process's parallel updates by a thread lock."""

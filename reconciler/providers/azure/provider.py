@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
-from reconciler.providers import base, common
+from reconciler.providers import base, common, webservice
 from reconciler.providers.azure import arm, backend, bes, classic, config, services
 from reconciler.providers.azurecommon import blobs, http, ledger, throttle
 
@@ -100,6 +100,64 @@ class AzureProvider(ledger.BlobLedger):
     def _kinds(self, endpoints: Sequence[model.Endpoint]) -> list[services.Services]:
         """The kinds of web service among ``endpoints``, in order of first appearance."""
         return list(dict.fromkeys(self.services_for(ep) for ep in endpoints))
+
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """Resource Manager web services tagged as retrain's in the backend's resource
+        group and every group an endpoint names (one paged list per group), and the
+        classic endpoints in the ownership records of the workspaces the manifest's
+        classic endpoints use (one blob read, when it has any)."""
+        groups = dict.fromkeys(
+            [self.cfg.resource_group]
+            + [
+                ep.address.resource_group or self.cfg.resource_group
+                for ep in endpoints
+                if isinstance(ep.address, backend.ResourceManager)
+            ]
+        )
+        found: list[model.Managed] = []
+        for group in groups:
+            for item in self.arm.list(group):
+                tags = item.get(webservice.key(item, "tags")) or {}
+                name = str(item.get("name"))
+                rid = self.arm.resource_id(name, group)
+                listed = model.managed_from_tags(name, tags, f"resource group {group}", rid)
+                if listed is not None:
+                    found.append(listed)
+        return (*found, *self.classic_services.managed(endpoints))
+
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """The models whose metadata blob is in the store: one paged list of the blobs
+        under ``models/``, then one read per model's metadata."""
+        fps = sorted(
+            {
+                parts[1]
+                for name in self.state.names("models/")
+                if len(parts := name.split("/")) == 3 and name == bes.metadata_path(parts[1])
+            }
+        )
+        return tuple(self.models(fps).values())
+
+    def forget(self, fp: str) -> str:
+        """Delete the model's blobs (the .ilearner and its metadata), metadata last, so an
+        interrupted forget leaves a model still listed, never an orphaned record."""
+        prefix = f"models/{fp}/"
+        names = sorted(self.state.names(prefix), key=lambda n: n == bes.metadata_path(fp))
+        for name in names:
+            self.state.delete(name)
+        return f"removed {len(names)} blob{'s' if len(names) != 1 else ''} under {prefix}"
+
+    deletes = False  # a Studio web service cannot be made again (Studio takes no new ones)
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        """Remove the owned tags: a classic endpoint's ownership record (one blob write),
+        or a Resource Manager web service's tags (one read, one PATCH of the tags)."""
+        if delete:
+            raise errors.ProviderError("azure never deletes a Studio web service")
+        if orphan.where == services.CLASSIC_WHERE:
+            self.classic.drop_record(orphan.locator)
+            return f"removed retrain's ownership record of classic endpoint {orphan.locator}"
+        self.arm.set_tags(orphan.locator, model.disowned)
+        return f"removed retrain's ownership tags from web service {orphan.web_service}"
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         fps = list(fingerprints)

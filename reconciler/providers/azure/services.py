@@ -10,7 +10,7 @@ dispatch through it, so neither kind's details leak into the other's path.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from reconciler import errors, model
@@ -20,6 +20,7 @@ from reconciler.providers.azure import arm, backend, bes, classic
 SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLocation")
 
 Observe = Callable[[model.Endpoint], model.ServiceState | None]
+CLASSIC_WHERE = "classic endpoint"  # where a listed classic endpoint lives, as shown
 
 
 class Services(Protocol):
@@ -135,6 +136,23 @@ class Classic:
         tags = dict(records.get(classic.key_of(ep), {}))
         names = tuple(str(r.get("Name")) for r in resources)
         return webservice.state_of_fields(ep.web_service, uri, tags, names, uri_for=self.uri_for)
+
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> list[model.Managed]:
+        """The endpoints the ownership records name in the workspaces the manifest's
+        classic endpoints use (one blob read; none when it has none), each under the
+        manifest's name for it when an endpoint of ``endpoints`` has its address, else
+        under its address (``workspace/webService/endpoint``)."""
+        addresses = [(ep, at) for ep in endpoints if (at := backend.classic_address(ep))]
+        if not addresses:
+            return []
+        names = {at.key: ep.web_service for ep, at in addresses}
+        workspaces = {at.workspace for _ep, at in addresses}
+        found = (
+            model.managed_from_tags(names.get(key, key), tags, CLASSIC_WHERE, key)
+            for key, tags in sorted(self.endpoints.records().items())
+            if isinstance(tags, dict) and key.split("/", 1)[0] in workspaces
+        )
+        return [m for m in found if m is not None]
 
     def create(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
         """Add the missing non-default endpoint, then point it like an update."""

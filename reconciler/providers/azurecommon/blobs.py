@@ -208,6 +208,21 @@ class BlobStore:
             f"append to {self.relative(path)}: the blob kept changing under us", where=path
         )
 
+    def names(self, prefix: str) -> list[str]:
+        """The names of the container's blobs under ``prefix`` (one paged list)."""
+        with sdk.mapped(f"list blobs under {prefix}", self.scrub):
+            container = self.service.get_container_client(self.container)
+            try:
+                return [str(n) for n in container.list_blob_names(name_starts_with=prefix)]
+            except core.ResourceNotFoundError:
+                return []
+
+    def delete(self, path: str) -> None:
+        """Delete one blob; one already gone is fine."""
+        gone = contextlib.suppress(core.ResourceNotFoundError)
+        with sdk.mapped(f"delete blob {path}", self.scrub), gone:
+            self.blob_client(path).delete_blob()
+
     def upload(self, path: str, data: bytes) -> None:
         """Upload bytes (with their MD5, so digests need no re-read)."""
         self.ensure_container()

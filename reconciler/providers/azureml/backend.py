@@ -160,6 +160,13 @@ class AzureMLBackend:
             create=None if create is None else model.frozen_map(create),
         )
 
+    def starter(self) -> Mapping[str, Path]:
+        """What ``retrain init`` writes: a starter manifest (values to fill in marked
+        CHANGE) and the command job's trainer script, from ``starter/`` beside this module."""
+        return base.starter_beside(
+            __file__, {"retrain.yaml": "retrain.yaml", "trainer/train_job.py": "train_job.py"}
+        )
+
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
 

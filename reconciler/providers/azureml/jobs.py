@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +33,7 @@ from reconciler.providers.azureml import arm, backend, config, names
 ATTEMPTS = 5  # jobs of one model, each after an earlier run's failure, before we give up
 TERMINAL_FAILED = frozenset({"Failed", "Canceled"})
 METADATA = "retrain.metadata"  # the model version property holding metrics and lineage
+FULL_FINGERPRINT = re.compile(r"[0-9a-f]{64}")  # a version retrain registered is named so
 JOB_TAG = "retrain.job"
 GRACE = 120.0  # seconds we poll past the job's own timeout, for the service to cancel it
 ERROR_PROPERTY = "azureml.error"  # where the job's error is shown (the fake; run history else)
@@ -74,12 +76,29 @@ class Trainer:
     def version_suffix(self, fp: str) -> str:
         return f"/models/{self.cfg.model_name}/versions/{fp}"
 
+    def versions_suffix(self) -> str:
+        return f"/models/{self.cfg.model_name}/versions"
+
     # -- the model store ---------------------------------------------------------
+    def record_of(
+        self, item: Mapping[str, Any], uri_for: Callable[[str], str]
+    ) -> model.ModelRecord | None:
+        """A listed model version as a record; None for one retrain did not register
+        (its name is not a fingerprint, or it carries no retrain metadata)."""
+        fp = str(item.get("name", ""))
+        props = (item.get("properties") or {}).get("properties") or {}
+        if not FULL_FINGERPRINT.fullmatch(fp) or METADATA not in props:
+            return None
+        return self.record_from(fp, item, uri_for(fp))
+
     def record(self, fp: str, uri: str) -> model.ModelRecord | None:
         """The registered model ``fp``, or None when it is not registered."""
         found = self.ws.get(self.version_suffix(fp), f"GET model version {fingerprint.short(fp)}")
         if found is None:
             return None
+        return self.record_from(fp, found, uri)
+
+    def record_from(self, fp: str, found: Mapping[str, Any], uri: str) -> model.ModelRecord:
         props = (found.get("properties") or {}).get("properties") or {}
         where = f"model {self.cfg.model_name}:{fingerprint.short(fp)}"
         if METADATA not in props:

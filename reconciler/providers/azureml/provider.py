@@ -140,6 +140,56 @@ class AzureMLProvider(ledger.BlobLedger):
             out[ref] = str(tag or "")
         return out
 
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """The workspace's online endpoints tagged as retrain's (its tags are written with
+        the last traffic step): one list of the workspace's online endpoints, paged (one
+        request per page of the service's page size)."""
+        items = self.ws.list("/onlineEndpoints", "list online endpoints")
+        found = (
+            model.managed_from_tags(
+                str(item.get("name")), item.get("tags") or {}, "online endpoint"
+            )
+            for item in items
+        )
+        return tuple(m for m in found if m is not None)
+
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """The versions of the backend's model: one paged list of them, the records read
+        from the listed versions' own properties (no further request)."""
+        try:
+            items = self.ws.list(self.trainer.versions_suffix(), "list model versions")
+        except errors.NotFound:  # no model registered yet: no container either
+            return ()
+        found = (self.trainer.record_of(item, self.model_uri) for item in items)
+        return tuple(r for r in found if r is not None)
+
+    def forget(self, fp: str) -> str:
+        """Delete model version ``fp``, never one a deployment references: first one list of
+        the online endpoints and one list of each one's deployments."""
+        uri = self.model_uri(fp).lower()
+        for item in self.ws.list("/onlineEndpoints", "list online endpoints"):
+            name = str(item.get("name"))
+            for dep in self.ws.list(
+                f"/onlineEndpoints/{name}/deployments", f"list deployments of {name}"
+            ):
+                if str((dep.get("properties") or {}).get("model", "")).lower() == uri:
+                    raise errors.ProviderError(
+                        f"model version {fingerprint.short(fp)} is referenced by deployment "
+                        f"{dep.get('name')} of online endpoint {name}; not deleting it"
+                    )
+        suffix = self.trainer.version_suffix(fp)
+        self.ws.delete_and_wait(suffix, f"DELETE model version {fingerprint.short(fp)}", 600)
+        return f"deleted model version {self.cfg.model_name}:{fp}"
+
+    deletes = False  # an online endpoint's URL and keys are what clients call: never deleted
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        """GET the online endpoint, PUT it back without the owned tags (its deployments
+        and traffic untouched): one read, one write and the polls the service asks for."""
+        if delete:
+            raise errors.ProviderError("azureml never deletes an online endpoint")
+        return self.rollout.disown(orphan.web_service)
+
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         fps = list(fingerprints)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:

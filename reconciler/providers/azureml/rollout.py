@@ -232,6 +232,16 @@ class Rollout:
             body["tags"] = {**(body.get("tags") or {}), **tags}
         self.ws.put_and_wait(suffix, body, f"PUT traffic of {ep.web_service}", OPERATION_TIMEOUT)
 
+    def disown(self, name: str) -> str:
+        """Remove retrain's ownership tags from online endpoint ``name``; nothing else."""
+        suffix = endpoint_path(name)
+        body = self.ws.get(suffix, f"GET online endpoint {name}")
+        if body is None:
+            return f"online endpoint {name} is gone already"
+        body["tags"] = model.disowned(body.get("tags") or {})
+        self.ws.put_and_wait(suffix, body, f"PUT tags of {name}", OPERATION_TIMEOUT)
+        return f"removed retrain's ownership tags from online endpoint {name}"
+
     def _restore(self, ep: model.Endpoint, champion: str, target: str | None) -> None:
         self.log(f"{ep.name}: returning all traffic to {champion}")
         self._set_traffic(ep, {champion: FULL}, None, unmirror=target)

@@ -79,6 +79,11 @@ class LocalBackend:
             site.add(("classic",), "classic endpoints need the azure backend")
         return model.Address()
 
+    def starter(self) -> Mapping[str, Path]:
+        """What ``retrain init`` writes: a manifest, a stdlib-only trainer, its data and
+        a web service definition, from the ``starter`` folder beside this module."""
+        return base.starter_beside(__file__, STARTER)
+
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
 
@@ -94,6 +99,12 @@ class LocalBackend:
 
 
 BACKEND: base.Backend = LocalBackend()
+STARTER = {  # what `retrain init` writes (destination: file in ``starter/``)
+    "retrain.yaml": "retrain.yaml",
+    "trainer/train.py": "train.py",
+    "data/example.csv": "example.csv",
+    "webservice.json": "webservice.json",
+}
 HISTORY = "history.jsonl"  # the file whose presence says a state directory has been used
 
 

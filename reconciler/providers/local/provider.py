@@ -42,6 +42,7 @@ class LocalProvider:
     """The embedded backend. ``workdir`` is where trainers run (the manifest's folder)."""
 
     name = "local"
+    deletes = True  # a definition file is retrain's own copy: removing it loses nothing live
 
     def __init__(
         self, *, state_dir: Path, workdir: Path, env: Mapping[str, str] | None = None
@@ -80,11 +81,60 @@ class LocalProvider:
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
 
+    def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
+        """The definitions in ``webservices/`` tagged as retrain's: one directory listing
+        and one read per definition file (local files: no request is counted). Files
+        whose names no service could have are not definitions and are passed over."""
+        if not self.services.is_dir():
+            return ()
+        found = []
+        for path in sorted(self.services.glob("*.json")):
+            if not SERVICE_NAME.match(path.stem) or path.is_symlink():
+                continue
+            definition = self._read(path.stem)
+            tags = webservice.get(definition, "tags") if definition else None
+            where = f"{self.services.name}/{path.name}"
+            listed = model.managed_from_tags(path.stem, tags or {}, where, path.stem)
+            if listed is not None:
+                found.append(listed)
+        return tuple(found)
+
     def definition(self, web_service: str) -> dict[str, Any] | None:
         """The whole stored definition (for status and tests)."""
         return self._read(web_service)
 
     # -- act -------------------------------------------------------------
+    def stored(self) -> Sequence[model.ModelRecord]:
+        """The model folders of ``models/`` (one listing, one metadata read each)."""
+        if not self.store.root.is_dir():
+            return ()
+        names = sorted(
+            p.name for p in self.store.root.iterdir() if store.FINGERPRINT.fullmatch(p.name)
+        )
+        return tuple(self.store.get_many(names).values())
+
+    def forget(self, fp: str) -> str:
+        """Remove the model's folder (its model file and metadata)."""
+        folder = self.store.path(fp)
+        if folder.is_symlink() or not folder.is_dir():
+            return f"model {fingerprint.short(fp)} is gone already"
+        shutil.rmtree(folder)
+        return f"removed models/{fp}"
+
+    def disown(self, orphan: model.Managed, *, delete: bool = False) -> str:
+        """Rewrite the definition without the owned tags (atomically), or delete its file."""
+        name = orphan.locator or orphan.web_service
+        if delete:
+            self._path(name).unlink(missing_ok=True)
+            return f"deleted web service definition {self.services.name}/{name}.json"
+        definition = self._read(name)
+        if definition is None:
+            return f"web service {name} is gone already"
+        key = webservice.key(definition, "tags")
+        definition[key] = model.disowned(definition.get(key) or {})
+        self._write(name, definition)
+        return f"removed retrain's ownership tags from web service {name}"
+
     def train(self, job: base.TrainingJob) -> model.ModelRecord:
         """Train in a held scratch directory; the runner publishes the model into the store
         itself, so a crash of this process after training loses nothing."""
