@@ -192,8 +192,23 @@ class Desired:
         return self.endpoint.name
 
 
+class Tagged:
+    """What a value carrying retrain's ownership tags can tell from them."""
+
+    __slots__ = ()
+    tags: Mapping[str, str]
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.tags.get(TAG_FINGERPRINT)
+
+    @property
+    def version(self) -> str | None:
+        return self.tags.get(TAG_VERSION)
+
+
 @dataclass(frozen=True, slots=True)
-class ServiceState:
+class ServiceState(Tagged):
     """The essence of a live web service: only the fields the reconciler owns.
 
     ``model_uri`` is the trained-model asset's location (None when the asset
@@ -214,14 +229,6 @@ class ServiceState:
     serves, traffic), for plans to show; never compared, never part of the revision."""
 
     @property
-    def fingerprint(self) -> str | None:
-        return self.tags.get(TAG_FINGERPRINT)
-
-    @property
-    def version(self) -> str | None:
-        return self.tags.get(TAG_VERSION)
-
-    @property
     def managed(self) -> bool:
         return self.tags.get(TAG_MANAGED_BY) == MANAGED_BY
 
@@ -238,7 +245,7 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Managed:
+class Managed(Tagged):
     """A web service carrying retrain's ownership tags, as a provider lists it: the
     endpoint it was managed for (its ``retrain.endpoint`` tag), its name, where it lives
     (for the reader: the folder, group or project it lives in) and its owned tags."""
@@ -250,14 +257,6 @@ class Managed:
     locator: str = field(default="", compare=False)
     """The provider's own handle to find the service again (a resource id, a record key),
     for ``Provider.disown``; opaque to everything else."""
-
-    @property
-    def fingerprint(self) -> str | None:
-        return self.tags.get(TAG_FINGERPRINT)
-
-    @property
-    def version(self) -> str | None:
-        return self.tags.get(TAG_VERSION)
 
 
 def managed_from_tags(
