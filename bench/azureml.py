@@ -130,7 +130,8 @@ the number of endpoints using it (the job, its polls, the model version) and the
 lookup (one per run, for the input digests).
 
 Reading: a steady-state plan (and apply) costs 3 reads per endpoint (the endpoint, its
-deployments, the model version serving it) + 1 per run (the datastore), and 0 writes.
+deployments, the model version serving it) + 2 per run (the datastore, and one paged
+list of online endpoints to find orphans), and 0 writes.
 A rollout costs per endpoint 1 deployment PUT + 1 endpoint PUT per traffic step (each with
 its operation poll and read-back), and per model 1 job PUT + its status polls + 1
 registration; the remaining reads are the planner's model lookups (before and after
