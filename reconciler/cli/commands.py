@@ -35,6 +35,46 @@ from reconciler.cli.options import (
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def rendering_options(f: Any) -> Any:
+    """How a plan is shown, alike for 'plan' and 'show': -v, and the markdown comment's
+    artifact name and number of parts."""
+    f = click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")(f)
+    f = click.option(
+        "--markdown-parts",
+        type=click.IntRange(1, 100),
+        default=1,
+        show_default=True,
+        help="Markdown: split into at most this many comments (each under 65,536 "
+        "characters), separated by a '<!-- retrain-plan-split -->' line.",
+    )(f)
+    return click.option(
+        "--artifact",
+        default="the plan artifact",
+        show_default=True,
+        help="Markdown: where readers find the full plan when the comment is cut.",
+    )(f)
+
+
+def _print_plan(
+    env: Env,
+    the_plan: planning.Plan,
+    fmt: str,
+    *,
+    verbose: bool,
+    artifact: str,
+    parts: int,
+    name: str = "",
+) -> None:
+    """``the_plan`` on stdout as text, JSON or markdown comment parts."""
+    if fmt == "json":
+        env.out(planfile.dumps(the_plan, scrub=env.redactor))
+    elif fmt == "markdown":
+        comments = markdown.render(the_plan, name=name, artifact=artifact, max_parts=parts)
+        env.out(markdown.SPLIT.join(comments))
+    else:
+        env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="retrain")
 @click.option(
@@ -111,21 +151,7 @@ def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
     help="Train the models the plan needs now and show their metrics and gate "
     "verdicts; a later apply reuses them.",
 )
-@click.option(
-    "--artifact",
-    default="the plan artifact",
-    show_default=True,
-    help="Markdown: where readers find the full plan when the comment is cut.",
-)
-@click.option(
-    "--markdown-parts",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Markdown: split into at most this many comments (each under 65,536 "
-    "characters), separated by a '<!-- retrain-plan-split -->' line.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")
+@rendering_options
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
@@ -171,13 +197,7 @@ def plan(
     if out is not None:
         saved = dataclasses.replace(the_plan, manifest=_relative(config.manifest, out.parent))
         out.write_text(planfile.dumps(saved, scrub=env.redactor), encoding="utf-8")
-    if fmt == "json":
-        env.out(planfile.dumps(the_plan, scrub=env.redactor))
-    elif fmt == "markdown":
-        parts = markdown.render(the_plan, artifact=artifact, max_parts=markdown_parts)
-        env.out(markdown.SPLIT.join(parts))
-    else:
-        env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
+    _print_plan(env, the_plan, fmt, verbose=verbose, artifact=artifact, parts=markdown_parts)
     if train:
         _fail_if_training_failed(env, the_plan)
     if detailed_exitcode and not the_plan.is_empty():
@@ -377,20 +397,7 @@ def _apply_fresh(
     show_default=True,
     help="Output format, as 'retrain plan' gives it.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="List unchanged endpoints too.")
-@click.option(
-    "--artifact",
-    default="the plan artifact",
-    show_default=True,
-    help="Markdown: where readers find the full plan when the comment is cut.",
-)
-@click.option(
-    "--markdown-parts",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Markdown: split into at most this many comments.",
-)
+@rendering_options
 @output_options
 @click.pass_obj
 def show(
@@ -402,14 +409,10 @@ def show(
     checksum); it observes nothing and needs no manifest.
     """
     saved = planfile.load(planfile_path)
-    if fmt == "json":
-        env.out(planfile.dumps(saved))
-    elif fmt == "markdown":
-        name = Path(saved.manifest).name  # the marker plan --format markdown wrote
-        parts = markdown.render(saved, name=name, artifact=artifact, max_parts=markdown_parts)
-        env.out(markdown.SPLIT.join(parts))
-    else:
-        env.out(render.plan_text(saved, style=env.style(), verbose=verbose))
+    name = Path(saved.manifest).name  # the marker plan --format markdown wrote
+    _print_plan(
+        env, saved, fmt, verbose=verbose, artifact=artifact, parts=markdown_parts, name=name
+    )
 
 
 @cli.command(name="force-unlock")
