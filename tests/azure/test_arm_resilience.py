@@ -51,7 +51,7 @@ def small_bucket() -> Iterator[FakeAzure]:
 
 
 def test_a_fleet_larger_than_the_burst_is_read_without_a_429(small_bucket: FakeAzure) -> None:
-    pacer = throttle.Pacer(limits={"reads": (BURST, RATE), "writes": (200, 10)})
+    pacer = throttle.Pacer(limits={"reads": (BURST, RATE), "writes": (200, 10)}, in_flight=WORKERS)
     services = web_services(small_bucket, [], pacer)
     ids = [services.resource_id(f"svc-{i}") for i in range(FLEET)]
     with ThreadPoolExecutor(WORKERS) as pool:

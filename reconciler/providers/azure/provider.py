@@ -54,7 +54,11 @@ class AzureProvider(ledger.BlobLedger):
             scrub=self.scrub,
         )
         self.arm = arm.WebServices(
-            cfg, credential or _credential(cfg, env), scrub=self.scrub, log=log, pacer=pacer
+            cfg,
+            credential or _credential(cfg, env),
+            scrub=self.scrub,
+            log=log,
+            pacer=pacer or throttle.Pacer(in_flight=workers),
         )
         self.classic = classic.Endpoints(self.client, self.state, cfg.classic_url)
         self.resource_manager_services = services.ResourceManager(self.arm, self.model_uri)

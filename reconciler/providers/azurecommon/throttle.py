@@ -13,8 +13,14 @@ bunched together by network and scheduling jitter; the server's
 flight. Pacing at exactly the server's rate turns every such wobble into a
 429. Three mechanisms keep us under:
 
-- a reserve: a tenth of each burst is never spent, so up to that many
-  requests may arrive early or unaccounted (in flight) without a refusal;
+- a reserve: a tenth of each burst, and never fewer tokens than the requests
+  that may be in flight at once (``in_flight``, the pool's width), is never
+  spent. The server refuses only when the arrivals in some window exceed its
+  burst plus that window's refill; the arrivals in a window are at most the
+  requests already in flight when it opens plus those we send within it, and we
+  send at most burst - reserve + our (slower) refill. So while the reserve
+  covers every request in flight, no amount of network or scheduling delay can
+  bunch enough arrivals to empty the server's bucket;
 - a slower refill: we refill at nine tenths of the server's rate, so the
   server's bucket slowly gains on ours instead of running level with it;
 - a shared pause: a 429 means the server's bucket is empty, so the bucket of
@@ -64,6 +70,7 @@ class Bucket:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     margin: float = MARGIN
+    in_flight: int = 0  # most requests that may be sent and not yet arrived at once
 
     def __post_init__(self) -> None:
         self.tokens = self.capacity
@@ -73,7 +80,7 @@ class Bucket:
 
     @property
     def reserve(self) -> float:
-        return self.capacity * self.margin
+        return max(self.capacity * self.margin, float(self.in_flight))
 
     def _refill(self) -> None:
         now = self.clock()
@@ -122,9 +129,10 @@ class Pacer:
         *,
         limits: Mapping[str, tuple[float, float]] = LIMITS,
         margin: float = MARGIN,
+        in_flight: int = 0,
     ) -> None:
         self.buckets = {
-            kind: Bucket(burst, rate, clock, sleep, margin)
+            kind: Bucket(burst, rate, clock, sleep, margin, min(in_flight, int(burst) - 1))
             for kind, (burst, rate) in limits.items()
         }
 

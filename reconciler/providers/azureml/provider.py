@@ -62,7 +62,11 @@ class AzureMLProvider(ledger.BlobLedger):
         self.client = http.Client(verify=cfg.verify, retries=cfg.retries, scrub=self.scrub, log=log)
         pause = sleep or time.sleep
         self.ws = arm.Workspace(
-            cfg, credential or _credential(cfg, env), self.client, pacer=pacer, sleep=pause
+            cfg,
+            credential or _credential(cfg, env),
+            self.client,
+            pacer=pacer or throttle.Pacer(in_flight=workers),
+            sleep=pause,
         )
         self.state = blobs.BlobStore(
             cfg.connection_string.reveal(),
