@@ -13,7 +13,9 @@ Behaviour worth knowing when writing tests (all of it deliberate):
   non-empty token is accepted unless ``accepted_tokens`` is given.
 * ``api-version`` must be exactly ``2017-01-01`` (400 ``InvalidApiVersionParameter``).
 * PUT/PATCH/DELETE are LROs: the first response carries ``Azure-AsyncOperation`` (an operation
-  status URL on this fake) and ``Retry-After: 0``. Each GET of that URL while the operation runs
+  status URL on this fake) and ``Retry-After: 0`` (``retry_after``: another whole number of
+  seconds, as ARM's generic contract allows on a 201/202 and on each running poll; None: no
+  header, as the RP's own examples). Each GET of that URL while the operation runs
   is one *poll*; the first ``lro_polls`` polls answer ``status: InProgress`` /
   ``provisioningState: Provisioning`` and the next one ``Succeeded`` (both fields always
   present). A GET of the resource itself also counts as a poll when ``get_advances_lro`` is
@@ -281,6 +283,7 @@ class FakeResourceManager:
         services_base_url: str | None = None,
         page_size: int = 100,  # items per list page before a nextLink
         busy_policy: str = "supersede",
+        retry_after: int | None = 0,  # seconds a running operation asks between polls
     ) -> None:
         self.validator = SwaggerValidator.from_file(swagger_path)
         self.lro_polls = lro_polls
@@ -293,6 +296,7 @@ class FakeResourceManager:
         if busy_policy not in ("supersede", "429"):
             raise ValueError("busy_policy must be 'supersede' or '429'")
         self.busy_policy = busy_policy
+        self.retry_after = retry_after
         self._lock = threading.RLock()
         self._services: dict[tuple[str, str, str], StoredService] = {}
         self.operations: dict[str, Operation] = {}
@@ -683,7 +687,11 @@ class FakeResourceManager:
             f"{self.base_url}/subscriptions/{sub}/providers/{PROVIDER}/operationsStatus/"
             f"{op.id}?api-version={API_VERSION}"
         )
-        return op, {"Azure-AsyncOperation": url, "Retry-After": "0"}
+        return op, {"Azure-AsyncOperation": url, **self._retry_after()}
+
+    def _retry_after(self) -> dict[str, str]:
+        """The ``Retry-After`` of an answer about a running operation (none: no header)."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     def _tick(self, op: Operation) -> None:
         """One poll of a running operation: count down, then finish it."""
@@ -874,7 +882,7 @@ class FakeResourceManager:
             if op.ended:
                 body["endTime"] = op.ended
             else:
-                headers["Retry-After"] = "0"
+                headers.update(self._retry_after())
             if op.status == "Failed" and op.failure is not None:
                 err = {"code": op.failure.code, "message": op.failure.message}
                 body["error"] = err

@@ -30,11 +30,12 @@ from typing import Any
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 from azure.core.rest import HttpRequest
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from reconciler import errors, redact
 from reconciler.providers.azure import config
-from reconciler.providers.azurecommon import http, sdk, throttle
+from reconciler.providers.azurecommon import http, polling, sdk, throttle
 
 API_VERSION = "2017-01-01"
 TOKEN_LIFETIME = 3600  # seconds we treat a CI-provided token as valid (it is not refreshed)
@@ -126,6 +127,21 @@ class IdempotentRetry(RetryPolicy[Any, Any]):
         return retrying
 
 
+class BackoffPolling(ARMPolling):
+    """azure-mgmt-core's operation polling, waiting between polls as ``polling.Backoff``
+    says: the service's ``Retry-After`` when it gives one, else a short first wait
+    growing to ``pollSeconds`` (azure-core would wait ``polling_interval`` every time,
+    and takes ``Retry-After: 0`` for no header at all)."""
+
+    def __init__(self, backoff: polling.Backoff, **options: Any) -> None:
+        super().__init__(backoff.cap, **options)
+        self.backoff = backoff
+
+    def _extract_delay(self) -> float:
+        headers = self._pipeline_response.http_response.headers
+        return self.backoff.next(http.retry_after(dict(headers.items())))
+
+
 class WebServices:
     """Read and write ARM web service definitions."""
 
@@ -209,15 +225,19 @@ class WebServices:
         key = next((k for k in current if k.lower() == "tags"), "tags")
         self.patch(rid, {key: change(dict(current.get(key) or {}))})
 
-    def patch(self, rid: str, body: dict[str, Any]) -> None:
-        """PATCH and wait for the long-running operation to finish."""
-        self._write("PATCH", self.client.resources.begin_update_by_id, rid, body)
+    def patch(self, rid: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PATCH and wait for the long-running operation to finish; returns the
+        definition its final GET read (None if the service answered no body)."""
+        return self._write("PATCH", self.client.resources.begin_update_by_id, rid, body)
 
-    def put(self, rid: str, body: dict[str, Any]) -> None:
-        """PUT (create) and wait for the long-running operation to finish."""
-        self._write("PUT", self.client.resources.begin_create_or_update_by_id, rid, body)
+    def put(self, rid: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT (create) and wait for the long-running operation to finish; returns the
+        definition as its final GET read (None if the service answered no body)."""
+        return self._write("PUT", self.client.resources.begin_create_or_update_by_id, rid, body)
 
-    def _write(self, verb: str, begin: Callable[..., Any], rid: str, body: dict[str, Any]) -> None:
+    def _write(
+        self, verb: str, begin: Callable[..., Any], rid: str, body: dict[str, Any]
+    ) -> dict[str, Any] | None:
         with sdk.mapped(f"{verb} web service {rid.rsplit('/', 1)[-1]}", self.scrub):
             poller = begin(
                 rid,
@@ -225,8 +245,13 @@ class WebServices:
                 parameters=_bytes(body),
                 content_type="application/json",
                 cls=_raw,
+                polling=BackoffPolling(
+                    polling.Backoff(self.cfg.poll_seconds),
+                    path_format_arguments={"endpoint": self.cfg.arm_url},
+                ),
             )
-            poller.result()
+            final = poller.result()
+        return final if isinstance(final, dict) else None
 
 
 def _raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:

@@ -48,14 +48,25 @@ class ResourceManager:
         self.arm = web_services
         self.uri_for = uri_for
         self._definitions: dict[str, Mapping[str, Any]] = {}  # exported files, by path
+        # The definitions this run read, by resource id: an update builds its PATCH from
+        # the one its plan was decided on (the apply holds the lock; staleness is the
+        # plan's check), so it needs no second GET.
+        self._seen: dict[str, Mapping[str, Any]] = {}
+        # The definitions a write's operation ended with (its final GET), by resource id:
+        # the read-back after a write is that answer, taken once, not one more GET.
+        self._written: dict[str, Mapping[str, Any]] = {}
 
     def observer(self) -> Observe:
         return self.observe
 
     def observe(self, ep: model.Endpoint) -> model.ServiceState | None:
-        definition = self.arm.get(self._rid(ep))
+        """One GET, or none right after this run wrote the service (see ``_written``)."""
+        rid = self._rid(ep)
+        definition = self._written.pop(rid, None) or self.arm.get(rid)
         if definition is None:
+            self._seen.pop(rid, None)
             return None
+        self._seen[rid] = definition
         self._same_storage_account(ep, definition)
         return common.service_state(definition, ep, uri_for=self.uri_for, where=ep.web_service)
 
@@ -66,14 +77,23 @@ class ResourceManager:
         props = body.get(webservice.key(body, "properties")) or {}
         for name in SERVER_PROPERTIES:
             props.pop(webservice.key(props, name), None)
-        self.arm.put(self._rid(ep), body)
+        rid = self._rid(ep)
+        self._remember(rid, self.arm.put(rid, body))
 
     def update(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
-        """PATCH only the tags and the whole assets map (see ``arm``): one read, one write."""
+        """PATCH only the tags and the whole assets map (see ``arm``), built from the
+        definition this run observed: one write and the polls the service asks for (a
+        service never observed in this run is read first)."""
         rid = self._rid(ep)
-        current = self.arm.get(rid)
+        current = self._seen.pop(rid, None) or self.arm.get(rid)
         updated = common.with_model(current, ep, model_uri, tags, where=ep.web_service)
-        self.arm.patch(rid, _patch(updated))
+        self._remember(rid, self.arm.patch(rid, _patch(updated)))
+
+    def _remember(self, rid: str, final: Mapping[str, Any] | None) -> None:
+        """Keep the operation's final answer for the read-back; without one (the SDK gave
+        no body), the read-back GETs."""
+        if final is not None:
+            self._written[rid] = final
 
     def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
         """A web service's storage account cannot change (the service answers
