@@ -12,6 +12,8 @@ redaction), paced per subscription like the classic backend's, with the swagger'
 long-running operations followed here: a PUT's ``Azure-AsyncOperation`` is polled to
 its end and the resource read back from its own URI (``final-state-via:
 original-uri``); a DELETE's ``Location`` is polled until it stops answering 202.
+Polls wait as each answer's ``Retry-After`` says, else back off from a short first
+wait up to ``pollSeconds`` (``azurecommon.polling``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from reconciler import errors
 from reconciler.providers.azurecommon import errors as az_errors
-from reconciler.providers.azurecommon import http, throttle
+from reconciler.providers.azurecommon import http, polling, throttle
 from reconciler.providers.azureml import config
 
 TOKEN_MARGIN = 300  # seconds before a token's expiry we fetch a new one
@@ -71,13 +73,19 @@ class Workspace:
 
     def get(self, suffix: str, what: str) -> dict[str, Any] | None:
         """The resource, or None when it does not exist."""
+        return self.look(suffix, what)[0]
+
+    def look(self, suffix: str, what: str) -> tuple[dict[str, Any] | None, float | None]:
+        """The resource (None when it does not exist) and the answer's ``Retry-After``:
+        what a poll of a job needs to know when to look again."""
         try:
-            found = self.call("GET", self.cfg.url(suffix), what).json()
+            answer = self.call("GET", self.cfg.url(suffix), what)
         except errors.NotFound:
-            return None
+            return None, None
+        found = answer.json()
         if not isinstance(found, dict):
             raise errors.ProviderError(f"{what}: the answer is not a JSON object")
-        return found
+        return found, http.retry_after(answer.headers)
 
     def list(self, suffix: str, what: str) -> list[dict[str, Any]]:
         """Every item of a collection, following ``nextLink``."""
@@ -113,8 +121,9 @@ class Workspace:
         answer = self.call("DELETE", self.cfg.url(suffix), what)
         deadline = time.monotonic() + timeout
         location = _header(answer, "location")
+        backoff = polling.Backoff(self.cfg.poll_seconds)
         while answer.status == ACCEPTED and location:
-            self._pause(answer, deadline, what)
+            self._pause(answer, backoff, deadline, what)
             answer = self.call("GET", location, f"{what} (operation)")
 
     def _operation(self, answer: http.Response, what: str, timeout: float) -> str:
@@ -123,8 +132,10 @@ class Workspace:
         if not url:
             return "Succeeded"  # 200: done in the answer itself
         deadline = time.monotonic() + timeout
+        backoff = polling.Backoff(self.cfg.poll_seconds)
         for _ in range(POLLS_MAX):
-            body = self.call("GET", url, f"{what} (operation)").json() or {}
+            answer = self.call("GET", url, f"{what} (operation)")
+            body = answer.json() or {}
             status = str(body.get("status", ""))
             if status and status not in IN_PROGRESS:
                 if status != "Succeeded":
@@ -132,13 +143,16 @@ class Workspace:
                         f"{what}: operation {status}: {az_errors.server_message(_error(body))}"
                     )
                 return status
-            self._pause(answer, deadline, what)
+            self._pause(answer, backoff, deadline, what)
         raise errors.ProviderError(f"{what}: the operation never ended")
 
-    def _pause(self, answer: http.Response, deadline: float, what: str) -> None:
+    def _pause(
+        self, answer: http.Response, backoff: polling.Backoff, deadline: float, what: str
+    ) -> None:
+        """Wait as the last answer's ``Retry-After`` says, else as ``backoff`` does."""
         if time.monotonic() > deadline:
             raise errors.ProviderError(f"{what}: the operation did not end in time")
-        self.sleep(self.cfg.poll_seconds)
+        self.sleep(backoff.next(http.retry_after(answer.headers)))
 
 
 def _header(answer: http.Response, name: str) -> str:

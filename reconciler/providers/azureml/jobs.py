@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
 from reconciler.providers import base, common, evaluation
-from reconciler.providers.azurecommon import blobs
+from reconciler.providers.azurecommon import blobs, polling
 from reconciler.providers.azureml import arm, backend, config, names
 
 ATTEMPTS = 5  # jobs of one model, each after an earlier run's failure, before we give up
@@ -190,9 +190,11 @@ class Trainer:
     def _watch(self, name: str, job: base.TrainingJob) -> None:
         """Poll to a terminal status; Failed and Canceled are the job's error, masked."""
         deadline = time.monotonic() + job.trainer.timeout_seconds + GRACE
+        backoff = polling.Backoff(self.cfg.poll_seconds)
         last = ""
         while True:
-            found = self.ws.get(f"/jobs/{name}", f"GET job {name}") or {}
+            looked, retry_after = self.ws.look(f"/jobs/{name}", f"GET job {name}")
+            found = looked or {}
             props = found.get("properties") or {}
             status = str(props.get("status", ""))
             if status != last:
@@ -205,7 +207,7 @@ class Trainer:
                 raise errors.TrainingError(self.scrub(f"job {name} {status}: {why}")[:600])
             if time.monotonic() > deadline:
                 raise errors.TrainingError(f"job {name} still {status} after its timeout")
-            self.sleep(self.cfg.poll_seconds)
+            self.sleep(backoff.next(retry_after))
 
     def _metrics(self, fp: str, name: str) -> Mapping[str, float]:
         text = self.datastore().read_text(evaluation_blob(fp))
