@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import model
+from reconciler import model, redact
 from reconciler.providers.azurecommon import http, throttle
 from reconciler.providers.azureml import arm, config, provider
 from tests.fakes.server import FakeAzure
@@ -36,7 +36,7 @@ def workspace(fake: FakeAzure, waits: list[float]) -> arm.Workspace:
         "pollSeconds": POLL_SECONDS,
     }
     cfg = config.from_section(section, manifest_dir=Path("."), env={})
-    client = http.Client(verify=cfg.verify, retries=0, scrub=lambda s: s, log=lambda _l: None)
+    client = http.Client(verify=cfg.verify, retries=0, scrub=redact.Redactor(), log=lambda _l: None)
     return arm.Workspace(
         cfg, provider.StaticToken("t"), client, pacer=throttle.Pacer(), sleep=waits.append
     )
