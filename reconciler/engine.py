@@ -40,8 +40,10 @@ Confirm = Callable[[plan.Plan], bool]
 
 @dataclass
 class Session:
-    """A loaded manifest, its provider and the selected endpoints; ``parallelism`` is
-    resolved once, when the session opens (``providers.parallelism``)."""
+    """A loaded manifest, its provider and the selected endpoints; ``parallelism`` (training
+    jobs at once) and ``network_parallelism`` (updates at once; 0: as ``parallelism``) are
+    resolved once, when the session opens (``providers.parallelism`` and
+    ``providers.network_parallelism``)."""
 
     settings: settings.Settings
     manifest: model.Manifest
@@ -49,6 +51,7 @@ class Session:
     endpoints: tuple[model.Endpoint, ...]
     redactor: redact.Redactor = field(default_factory=redact.Redactor)
     parallelism: int = 1
+    network_parallelism: int = 0
     _desired: tuple[model.Desired, ...] | None = field(default=None, repr=False)
 
     def desired(self) -> tuple[model.Desired, ...]:
@@ -69,6 +72,7 @@ def open_session(
     loaded = manifest.load(config.manifest, env=env, backends=list(providers.registry().values()))
     scrub = redact.Redactor(manifest.secret_values(loaded))
     parallelism = providers.parallelism(loaded.backend, config.parallelism)
+    network = providers.network_parallelism(loaded.backend, config.parallelism)
     if provider is None:
         provider = providers.create(
             loaded.backend,
@@ -78,9 +82,10 @@ def open_session(
             scrub=scrub,
             log=lambda line: log(scrub(line)),
             workers=parallelism,
+            network_workers=network,
         )
     chosen = select(loaded.endpoints, config.targets, config.excludes)
-    return Session(config, loaded, provider, chosen, scrub, parallelism)
+    return Session(config, loaded, provider, chosen, scrub, parallelism, network)
 
 
 def select(
@@ -351,7 +356,7 @@ def act(
         {ep.name: ep for ep in session.endpoints},
         session.provider,
         training=training,
-        parallelism=session.parallelism,
+        parallelism=session.network_parallelism or session.parallelism,
         actor=session.settings.actor,
         progress=progress,
     )

@@ -13,8 +13,10 @@ class Settings:
     state_dir: Path | None = None
     """Override the backend's state directory (a backend that keeps none refuses it)."""
     parallelism: int = 0
-    """Jobs and updates at once; 0 means the manifest's setting, else one per CPU (resolved
-    once, by ``providers.parallelism``)."""
+    """``--parallelism``: training jobs and requests at once; 0 means the manifest's
+    settings (``parallelism``; ``networkParallelism``), else one job per CPU and as many
+    requests as the backend's API allows (resolved once, by ``providers.parallelism``
+    and ``providers.network_parallelism``)."""
     targets: tuple[str, ...] = ()
     """Only these endpoints (empty: all)."""
     excludes: tuple[str, ...] = ()

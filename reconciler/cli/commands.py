@@ -156,7 +156,8 @@ def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
     "--parallelism",
     type=click.IntRange(1, 64),
     default=None,
-    help="Reads, and with --train training jobs, at once (default: manifest, else CPUs).",
+    help="Reads, and with --train training jobs, at once (default: the manifest's "
+    "networkParallelism and parallelism, else the backend's API limit and CPUs).",
 )
 @click.pass_obj
 def plan(
@@ -250,7 +251,8 @@ def format_options(f: Any) -> Any:
     "--parallelism",
     type=click.IntRange(1, 64),
     default=None,
-    help="Training jobs and updates at once (default: manifest, else CPUs).",
+    help="Training jobs and updates at once (default: the manifest's parallelism and "
+    "networkParallelism, else CPUs and the backend's API limit).",
 )
 @click.option(
     "--lock-timeout",

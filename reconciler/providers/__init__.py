@@ -76,10 +76,19 @@ def backend(kind: str) -> base.Backend:
 
 
 def parallelism(chosen: model.Backend, flag: int = 0) -> int:
-    """How many jobs and requests at once, resolved in this one place: ``--parallelism``,
+    """How many training jobs at once, resolved in this one place: ``--parallelism``,
     else what the manifest's ``backend.<kind>`` declares, else one per CPU."""
     declared = backend(chosen.kind).parallelism(chosen.section)
     return flag or declared or os.cpu_count() or 1
+
+
+def network_parallelism(chosen: model.Backend, flag: int = 0) -> int:
+    """How many requests (reads, updates) at once, resolved in this one place:
+    ``--parallelism``, else the backend's ``network_parallelism`` (its manifest's
+    ``networkParallelism``, else what its API's throttling allows), else as many as
+    ``parallelism()``. Not the CPU count: requests wait on the network, not a core."""
+    declared = base.network_parallelism_of(backend(chosen.kind), chosen.section)
+    return flag or declared or parallelism(chosen)
 
 
 def create(
@@ -91,9 +100,10 @@ def create(
     scrub: redact.Redactor | None = None,
     log: Log = lambda _line: None,
     workers: int | None = None,
+    network_workers: int | None = None,
 ) -> base.Provider:
-    """The provider the manifest's ``backend`` names; ``workers`` defaults to what
-    ``parallelism()`` resolves."""
+    """The provider the manifest's ``backend`` names; ``workers`` and ``network_workers``
+    default to what ``parallelism()`` and ``network_parallelism()`` resolve."""
     context = base.Context(
         manifest_dir=manifest_dir,
         state_dir=state_dir,
@@ -101,5 +111,6 @@ def create(
         scrub=scrub or redact.Redactor(),
         log=log,
         workers=workers or parallelism(chosen),
+        network_workers=network_workers or network_parallelism(chosen),
     )
     return backend(chosen.kind).create(chosen, context)

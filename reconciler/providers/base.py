@@ -180,7 +180,14 @@ class Context:
     scrub: redact.Redactor
     log: Log
     workers: int
-    """How many jobs and requests at once: the flag, else the manifest, else one per CPU."""
+    """How many jobs at once: the flag, else the manifest, else one per CPU."""
+    network_workers: int = 0
+    """How many requests at once (``providers.network_parallelism``); 0: ``workers``."""
+
+    @property
+    def requests(self) -> int:
+        """How wide the provider's pool of requests is."""
+        return self.network_workers or self.workers
 
 
 class Backend(rules.Rules, Protocol):
@@ -201,6 +208,18 @@ def steps_of(descriptor: Backend) -> plan.Steps | None:
     nothing (the in-test plug-in has none)."""
     found = getattr(descriptor, "steps", None)
     return found if callable(found) else None
+
+
+def network_parallelism_of(descriptor: Backend, section: Mapping[str, model.JSON]) -> int | None:
+    """How many requests at once the descriptor's ``network_parallelism`` gives for the
+    manifest's ``backend.<kind>`` (what it declares, else the backend's own default),
+    when it has that hook: optional, like ``steps``; without it, requests go as wide as
+    jobs (a backend whose "requests" are local file writes needs no other width)."""
+    found = getattr(descriptor, "network_parallelism", None)
+    if not callable(found):
+        return None
+    width = found(section)
+    return width if isinstance(width, int) else None
 
 
 def starter_of(descriptor: Backend) -> Callable[[], Mapping[str, Path]] | None:

@@ -135,3 +135,18 @@ def test_the_operations_final_get_is_returned_as_the_read_back(slept: list[float
         assert final == fake.arm.view(SUB, RG, "svc")
         methods = [r.method for r in fake.server.requests() if "/webServices/" in r.path]
         assert methods == ["PATCH", "GET"]  # the write, then the operation's final GET
+
+
+def test_a_writes_final_answer_serves_one_read_back_and_only_while_fresh(
+    slept: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for fake in fake_with(lro_polls=1):
+        services = web_services(fake, 1.0)
+        rid = services.resource_id("svc")
+        assert services.just_written(rid) is None  # nothing written yet
+        services.patch(rid, {"tags": {"c": "d"}})
+        assert services.just_written(rid) == fake.arm.view(SUB, RG, "svc")
+        assert services.just_written(rid) is None  # once: a later observe reads again
+        monkeypatch.setattr(arm, "FRESH_SECONDS", 0.0)
+        services.patch(rid, {"tags": {"e": "f"}})
+        assert services.just_written(rid) is None  # too old to stand for a read-back

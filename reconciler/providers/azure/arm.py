@@ -9,6 +9,12 @@ never ``storageAccount``, so the storage account can never change. Every
 attempt, retries and LRO polls included, is paced by the subscription's
 token buckets; a 429 pauses every worker sharing the pacer.
 
+The fewest requests per update: the PATCH is built from the definition the plan
+read (``services.ResourceManager``), operations are polled as ``Retry-After`` says,
+else with a short backoff (``BackoffPolling``), and the operation's final GET is
+kept as the write's read-back (``just_written``), so an update costs one PATCH, the
+polls the service asks for, and one GET.
+
 Retries are ours, not the SDK's defaults: azure-core retries a connection
 reset only for GET/PUT/DELETE (never PATCH) and a 502 never on PATCH, so an
 apply could fail where a retry would have succeeded. ``IdempotentRetry``
@@ -45,6 +51,9 @@ BACKOFF_FACTOR = 0.8  # azure-core's: retries after 0, 1.6, 3.2, 6.4 ... seconds
 # values (tags, the whole assets map), so repeating one changes nothing more.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 THROTTLED = 429
+# Seconds a write's final answer stands in for a read-back GET: apply reads back at once,
+# in the same worker; anything later (another command, a long pause) reads again.
+FRESH_SECONDS = 10.0
 
 
 class StaticToken:
@@ -156,6 +165,10 @@ class WebServices:
     ) -> None:
         self.cfg = cfg
         self.scrub = scrub
+        self.pacer = pacer or throttle.Pacer()
+        # Each web service's definition as its last write's operation ended (the final
+        # GET azure-mgmt-core makes), with when: the read-back of that write.
+        self._written: dict[str, tuple[float, dict[str, Any]]] = {}
         self.client = ResourceManagementClient(
             credential,
             cfg.subscription_id,
@@ -164,7 +177,7 @@ class WebServices:
             polling_interval=cfg.poll_seconds,
             connection_verify=cfg.verify,
             retry_policy=IdempotentRetry(cfg.retries, log),
-            per_retry_policies=[PacingPolicy(pacer or throttle.Pacer(), log)],
+            per_retry_policies=[PacingPolicy(self.pacer, log)],
         )
 
     def resource_id(self, name: str, resource_group: str | None = None) -> str:
@@ -184,6 +197,13 @@ class WebServices:
         if not isinstance(raw, dict):
             raise errors.ProviderError(f"GET web service {rid}: not a JSON object")
         return raw
+
+    def just_written(self, rid: str) -> dict[str, Any] | None:
+        """The definition the last write to ``rid`` ended with, once, if that write ended
+        within ``FRESH_SECONDS``: its operation's final GET, already a read of the live
+        service after the write, so reading it back costs no second GET."""
+        stamp, final = self._written.pop(rid, (0.0, None))
+        return final if final is not None and time.monotonic() - stamp < FRESH_SECONDS else None
 
     def list(self, resource_group: str | None = None) -> list[dict[str, Any]]:
         """Every web service of a resource group (sparse: no assets, but with tags), one
@@ -238,6 +258,7 @@ class WebServices:
     def _write(
         self, verb: str, begin: Callable[..., Any], rid: str, body: dict[str, Any]
     ) -> dict[str, Any] | None:
+        self._written.pop(rid, None)  # whatever the outcome, an older answer is stale now
         with sdk.mapped(f"{verb} web service {rid.rsplit('/', 1)[-1]}", self.scrub):
             poller = begin(
                 rid,
@@ -251,7 +272,10 @@ class WebServices:
                 ),
             )
             final = poller.result()
-        return final if isinstance(final, dict) else None
+        if not isinstance(final, dict):
+            return None
+        self._written[rid] = (time.monotonic(), final)
+        return final
 
 
 def _raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler import errors, model
 from reconciler.problems import Rel, Site
 from reconciler.providers import base
+from reconciler.providers.azurecommon import throttle
 
 NAME = "azure"
 SECRET_FIELDS = (
@@ -137,6 +138,12 @@ class AzureBackend:
 
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
+
+    def network_parallelism(self, section: Mapping[str, model.JSON]) -> int:
+        """Requests at once: ``networkParallelism``, else as many as the pacer's read
+        reserve covers (``throttle.NETWORK_PARALLELISM``), not one per CPU."""
+        declared = section.get("networkParallelism")
+        return declared if isinstance(declared, int) else throttle.NETWORK_PARALLELISM
 
     def create(self, backend: model.Backend, context: base.Context) -> base.Provider:
         if context.state_dir is not None:

@@ -24,7 +24,7 @@ from reconciler.providers import base, common, webservice
 from reconciler.providers.azure import arm, backend, bes, classic, config, services
 from reconciler.providers.azurecommon import blobs, http, ledger, throttle
 
-DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
+DEFAULT_WORKERS = throttle.NETWORK_PARALLELISM  # requests at once when not given
 URI_SHOWN = 200  # characters of a refused URI put in the error (it may be hostile and huge)
 
 
@@ -244,5 +244,5 @@ def create(section: Mapping[str, Any], context: base.Context) -> AzureProvider:
     resolved from --parallelism, the manifest and the CPU count) bounds concurrent requests."""
     cfg = config.from_section(section, manifest_dir=context.manifest_dir, env=context.env)
     return AzureProvider(
-        cfg, env=context.env, scrub=context.scrub, log=context.log, workers=context.workers
+        cfg, env=context.env, scrub=context.scrub, log=context.log, workers=context.requests
     )

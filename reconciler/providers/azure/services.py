@@ -52,17 +52,15 @@ class ResourceManager:
         # the one its plan was decided on (the apply holds the lock; staleness is the
         # plan's check), so it needs no second GET.
         self._seen: dict[str, Mapping[str, Any]] = {}
-        # The definitions a write's operation ended with (its final GET), by resource id:
-        # the read-back after a write is that answer, taken once, not one more GET.
-        self._written: dict[str, Mapping[str, Any]] = {}
 
     def observer(self) -> Observe:
         return self.observe
 
     def observe(self, ep: model.Endpoint) -> model.ServiceState | None:
-        """One GET, or none right after this run wrote the service (see ``_written``)."""
+        """One GET; none for the read-back right after a write, which its operation's
+        final GET answers (``arm.WebServices.just_written``)."""
         rid = self._rid(ep)
-        definition = self._written.pop(rid, None) or self.arm.get(rid)
+        definition = self.arm.just_written(rid) or self.arm.get(rid)
         if definition is None:
             self._seen.pop(rid, None)
             return None
@@ -77,8 +75,7 @@ class ResourceManager:
         props = body.get(webservice.key(body, "properties")) or {}
         for name in SERVER_PROPERTIES:
             props.pop(webservice.key(props, name), None)
-        rid = self._rid(ep)
-        self._remember(rid, self.arm.put(rid, body))
+        self.arm.put(self._rid(ep), body)
 
     def update(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
         """PATCH only the tags and the whole assets map (see ``arm``), built from the
@@ -87,13 +84,7 @@ class ResourceManager:
         rid = self._rid(ep)
         current = self._seen.pop(rid, None) or self.arm.get(rid)
         updated = common.with_model(current, ep, model_uri, tags, where=ep.web_service)
-        self._remember(rid, self.arm.patch(rid, _patch(updated)))
-
-    def _remember(self, rid: str, final: Mapping[str, Any] | None) -> None:
-        """Keep the operation's final answer for the read-back; without one (the SDK gave
-        no body), the read-back GETs."""
-        if final is not None:
-            self._written[rid] = final
+        self.arm.patch(rid, _patch(updated))
 
     def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
         """A web service's storage account cannot change (the service answers

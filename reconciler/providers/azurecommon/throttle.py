@@ -43,10 +43,15 @@ EPSILON = 1e-9  # float slack: a token refilled to 0.9999999999 is a whole token
 # (burst, refill per second), from Azure's request-limits-and-throttling page.
 LIMITS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
 # Fraction of each bucket's burst held in reserve and of its refill rate left unused:
-# 10% of the read burst is 25 requests, more than the 16 workers a run may have in
-# flight, and one second of the server's refill absorbs arrival jitter. It costs 10% of
-# throughput past the burst (600 reads: 16.7 s instead of the bucket's 14 s floor).
+# 10% of the read burst is 25 requests, as many as a run has in flight by default
+# (``NETWORK_PARALLELISM``), and one second of the server's refill absorbs arrival
+# jitter. It costs 10% of throughput past the burst (600 reads: 16.7 s, not 14 s).
 MARGIN = 0.1
+# Requests in flight at once unless the manifest says otherwise: the read reserve (a
+# tenth of the 250 read burst). At about 1 s per round trip, 25 workers keep up with the
+# bucket's 25 reads/s refill, so a wider pool only waits on the pacer; and the reserve
+# still covers every request in flight with no widening (``Bucket.reserve``).
+NETWORK_PARALLELISM = round(LIMITS["reads"][0] * MARGIN)
 # Longest shared pause one 429 imposes: a whole read bucket refills in 10 s, so a longer
 # Retry-After is an outage or a bad header, and the retry itself still waits it out.
 PAUSE_CAP = 60.0

@@ -21,6 +21,7 @@ from typing import Any
 from reconciler import errors, model, plan
 from reconciler.problems import Rel, Site
 from reconciler.providers import base
+from reconciler.providers.azurecommon import throttle
 
 NAME = "azureml"
 SECRET_FIELDS = (r"/backend/azureml/storage/connectionString",)
@@ -169,6 +170,12 @@ class AzureMLBackend:
 
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
         return section.get("parallelism")
+
+    def network_parallelism(self, section: Mapping[str, model.JSON]) -> int:
+        """Requests at once: ``networkParallelism``, else as many as the pacer's read
+        reserve covers (``throttle.NETWORK_PARALLELISM``), not one per CPU."""
+        declared = section.get("networkParallelism")
+        return declared if isinstance(declared, int) else throttle.NETWORK_PARALLELISM
 
     def steps(
         self, endpoint: model.Endpoint, state: model.ServiceState | None, change: plan.Change

@@ -26,7 +26,7 @@ from reconciler.providers import base, common
 from reconciler.providers.azurecommon import blobs, http, ledger, throttle
 from reconciler.providers.azureml import arm, backend, config, jobs, live, rollout
 
-DEFAULT_WORKERS = 8  # concurrent reads when neither flag nor manifest says
+DEFAULT_WORKERS = throttle.NETWORK_PARALLELISM  # requests at once when not given
 URI_SHOWN = 200  # characters of a refused model reference put in the error
 TOKEN_LIFETIME = 3600  # seconds we treat a CI-provided token as valid (it is not refreshed)
 
@@ -266,5 +266,5 @@ def create(section: Mapping[str, Any], context: base.Context) -> AzureMLProvider
     """The provider for a manifest's ``backend.azureml`` section."""
     cfg = config.from_section(section, manifest_dir=context.manifest_dir, env=context.env)
     return AzureMLProvider(
-        cfg, env=context.env, scrub=context.scrub, log=context.log, workers=context.workers
+        cfg, env=context.env, scrub=context.scrub, log=context.log, workers=context.requests
     )
