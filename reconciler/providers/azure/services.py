@@ -10,6 +10,7 @@ dispatch through it, so neither kind's details leak into the other's path.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -21,6 +22,10 @@ SERVER_PROPERTIES = ("provisioningState", "createdOn", "modifiedOn", "swaggerLoc
 
 Observe = Callable[[model.Endpoint], model.ServiceState | None]
 CLASSIC_WHERE = "classic endpoint"  # where a listed classic endpoint lives, as shown
+# Seconds an observed definition serves as the base of its PATCH: an update wave follows
+# its plan within seconds; an apply that trained for longer reads the service again, so
+# a hand edit made meanwhile (another asset moved, say) is merged, not overwritten.
+SEEN_SECONDS = 300.0
 
 
 class Services(Protocol):
@@ -51,7 +56,7 @@ class ResourceManager:
         # The definitions this run read, by resource id: an update builds its PATCH from
         # the one its plan was decided on (the apply holds the lock; staleness is the
         # plan's check), so it needs no second GET.
-        self._seen: dict[str, Mapping[str, Any]] = {}
+        self._seen: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
     def observer(self) -> Observe:
         return self.observe
@@ -64,7 +69,7 @@ class ResourceManager:
         if definition is None:
             self._seen.pop(rid, None)
             return None
-        self._seen[rid] = definition
+        self._seen[rid] = (time.monotonic(), _trimmed(definition))
         self._same_storage_account(ep, definition)
         return common.service_state(definition, ep, uri_for=self.uri_for, where=ep.web_service)
 
@@ -80,11 +85,16 @@ class ResourceManager:
     def update(self, ep: model.Endpoint, fp: str, model_uri: str, tags: Mapping[str, str]) -> None:
         """PATCH only the tags and the whole assets map (see ``arm``), built from the
         definition this run observed: one write and the polls the service asks for (a
-        service never observed in this run is read first)."""
+        service not observed in this run, or long ago, is read first)."""
         rid = self._rid(ep)
-        current = self._seen.pop(rid, None) or self.arm.get(rid)
+        current = self._observed(rid) or self.arm.get(rid)
         updated = common.with_model(current, ep, model_uri, tags, where=ep.web_service)
         self.arm.patch(rid, _patch(updated))
+
+    def _observed(self, rid: str) -> Mapping[str, Any] | None:
+        """The definition this run observed, once, unless that was ``SEEN_SECONDS`` ago."""
+        stamp, definition = self._seen.pop(rid, (0.0, None))
+        return definition if time.monotonic() - stamp < SEEN_SECONDS else None
 
     def _same_storage_account(self, ep: model.Endpoint, live: Mapping[str, Any]) -> None:
         """A web service's storage account cannot change (the service answers
@@ -188,6 +198,20 @@ def _patch(updated: Mapping[str, Any]) -> dict[str, Any]:
             webservice.key(props, "assets"): webservice.assets(updated),
         },
     }
+
+
+def _trimmed(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """What an update needs of an observed definition, and all ``_patch`` sends of it: its
+    tags and its properties' ``packageType`` and ``assets``, key casing kept. Kept per
+    observed service until its update, so not the schemas and the rest of a large fleet's
+    definitions."""
+    props_key = webservice.key(definition, "properties")
+    props = definition.get(props_key)
+    if not isinstance(props, Mapping):
+        return dict(definition)  # not a definition with_model can read: it says so
+    out = {k: v for k, v in definition.items() if k.lower() == "tags"}
+    out[props_key] = {k: v for k, v in props.items() if k.lower() in ("packagetype", "assets")}
+    return out
 
 
 def _storage_account_name(definition: Mapping[str, Any]) -> str | None:
