@@ -336,8 +336,9 @@ def render(meta: dict[str, Any], r: dict[str, Any]) -> str:
             "allows for one read per endpoint: (N - 250) / 25 s, or N / 25 s when another client",
             "has just emptied the bucket (shared subscription). The pacer holds",
             f"{MARGIN:.0%} of each burst in reserve and refills {RATE_MARGIN:.0%} slower than",
-            f"the bucket, so its own floor, `paced floor`, is (N - {READ_BURST * (1 - MARGIN):g})",
-            f" / {READ_RATE * (1 - RATE_MARGIN):g} s: that much slower, and no 429.",
+            "the bucket, so its own floor, `paced floor`, is "
+            f"(N - {READ_BURST * (1 - MARGIN):g}) / {READ_RATE * (1 - RATE_MARGIN):g} s:",
+            "that much slower, and no 429.",
             "",
             "| run | endpoints | seconds | bucket floor (s) | paced floor (s) "
             "| Resource Manager requests | 429s | 5xx |",
