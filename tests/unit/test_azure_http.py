@@ -193,15 +193,16 @@ class Clock:
 
 
 def test_the_pacer_spends_the_burst_then_the_refill_rate_less_its_margin() -> None:
+    """The rate margin is 2% since issue 11 (was 10%): the reserve covers bunching."""
     clock = Clock()
     pacer = throttle.Pacer(clock=clock, sleep=clock.sleep)
     for _ in range(225):
         assert pacer.before("GET") == 0.0  # the burst less its 10% reserve is free
     waited = sum(pacer.before("GET") for _ in range(45))
-    assert waited == pytest.approx(2.0)  # 45 more at 90% of 25 per second
+    assert waited == pytest.approx(45 / 24.5)  # 45 more at 98% of 25 per second
     for _ in range(180):
         pacer.before("PATCH")
-    assert pacer.before("PUT") == pytest.approx(1 / 9)  # writes refill at 90% of 10 per second
+    assert pacer.before("PUT") == pytest.approx(1 / 9.8)  # writes: 98% of 10 per second
 
 
 def test_the_pacer_believes_the_servers_remaining_count() -> None:
@@ -210,4 +211,4 @@ def test_the_pacer_believes_the_servers_remaining_count() -> None:
     pacer.after({"x-ms-ratelimit-remaining-subscription-reads": "100"})
     for _ in range(75):
         assert pacer.before("GET") == 0.0  # 100 left, less the reserve of 25
-    assert pacer.before("GET") == pytest.approx(1 / 22.5)
+    assert pacer.before("GET") == pytest.approx(1 / 24.5)
