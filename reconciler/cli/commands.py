@@ -22,7 +22,7 @@ from reconciler import (
     render,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lifecycle
+from reconciler.cli import jsonout, lifecycle, watchcmd
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -97,6 +97,7 @@ def cli(env: Env, show_traceback: bool) -> None:
     retrain status              what each endpoint serves now
     retrain history             what served what, when
     retrain models list|gc      stored models; remove those nothing references
+    retrain watch               run as a controller: reconcile on changes, schedules
     retrain force-unlock ID     release a stuck apply lock
     retrain completion SHELL    shell completion script (bash, zsh, fish)
 
@@ -513,3 +514,4 @@ def _finite_seconds(value: float) -> float:
 
 cli.add_command(lifecycle.init_cmd)
 cli.add_command(lifecycle.models_group)
+cli.add_command(watchcmd.watch_cmd)  # retrain watch: the controller (issue 12)
