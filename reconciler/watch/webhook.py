@@ -2,7 +2,7 @@
 
 Slack, Mattermost, Rocket.Chat, Teams workflows and most chat tools take that body on
 an incoming webhook. Posted with the standard library (this is one small POST; the
-project's HTTP stack is for the Azure APIs). A webhook that fails is a warning in the
+project's HTTP stack is for the cloud backends). A webhook that fails is a warning in the
 log, never a failed reconcile. Its URL is a secret (it is the credential): it comes
 only from ``${env:NAME}`` and is never printed.
 """

@@ -167,8 +167,11 @@ CRON_CASES = {
 @pytest.mark.parametrize("case", CRON_CASES, ids=list(CRON_CASES))
 def test_cron_schedule_fires_in_the_half_open_window(case: str) -> None:
     expr, since, now, expected = CRON_CASES[case]
-    utc = lambda s: dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)  # noqa: E731
-    assert schedule.fired(expr, utc(since), utc(now)) is expected
+    assert schedule.fired(expr, _utc(since), _utc(now)) is expected
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("bad", ["@daily", "* * *", "61 * * * *", "0 3 * * FUNDAY", "0 25 * * *"])
