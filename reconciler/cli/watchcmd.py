@@ -125,6 +125,7 @@ def watch_cmd(
     on a failure. SIGTERM finishes the reconcile under way, then exits 0 (a second one
     stops at once). Serves /healthz, /readyz and Prometheus /metrics on --listen.
     """
+    env.live = False  # a controller's log is lines, never a live table
     url = webhook_url(env, webhook_ref)
     if url:
         env.redactor = env.redactor.extend([url])

@@ -215,6 +215,8 @@ class Controller:
         self.meters.failing(self._failures())
         if names == [backoff.MANIFEST]:
             self.health.ready, self.health.why = False, lines[0] if lines else text
+        elif not self.health.ready:
+            self.health.why = f"the first reconcile failed: {text}"
         waits = min((self.waits[n].retry_at for n in names), default=self.clock())
         self.log(f"Will retry in {max(0.0, waits - self.clock()):.0f}s (or on a change).")
         whole = names == [backoff.MANIFEST]

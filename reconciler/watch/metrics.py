@@ -99,7 +99,8 @@ class Metrics:
             self.drift.labels(c.endpoint).set(int(c.action is plan.Action.DRIFT))
             self.pending.labels(c.endpoint).set(int(c.action is not plan.Action.NOOP))
             live = c.before or plan.ABSENT
-            self.serve(c.endpoint, c.web_service, live.fingerprint or "", live.version or "")
+            if live.fingerprint:  # a missing or unmanaged service serves no model of ours
+                self.serve(c.endpoint, c.web_service, live.fingerprint, live.version or "")
 
     def applied(self, the_plan: plan.Plan, report: apply.Report) -> None:
         """Each endpoint's result; a promoted endpoint's new serving label set."""

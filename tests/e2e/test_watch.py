@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,7 +87,9 @@ class Watch:
 
     def url(self) -> str:
         line = self.wait_for(lambda s: "/metrics on http://" in s, "server address")
-        return line.rsplit(" ", 1)[1].strip()
+        found = re.search(r"http://[0-9.]+:[0-9]+", line)
+        assert found is not None
+        return found.group()
 
 
 def get(url: str) -> tuple[int, str]:
@@ -173,15 +176,17 @@ def serving(seen: dict[tuple[str, frozenset[tuple[str, str]]], float], endpoint:
     return found[0]
 
 
-def test_sigterm_while_idle_exits_0_and_a_broken_manifest_is_not_ready(
+def test_sigterm_while_idle_exits_0_a_broken_manifest_is_not_ready_logs_are_json(
     project: Path, request: pytest.FixtureRequest
 ) -> None:
     manifest = project / "retrain.yaml"
     manifest.write_text(manifest.read_text().replace("apiVersion: retrain/v1", "apiVersion: v0"))
-    watch = Watch(project, "--listen=127.0.0.1:0", "--poll=0.2s", env=dict(os.environ))
+    watch = Watch(
+        project, "--listen=127.0.0.1:0", "--poll=0.2s", "--log-format=json", env=dict(os.environ)
+    )
     try:
         url = watch.url()
-        watch.wait_for(lambda s: s.startswith("Error: ") and "apiVersion" in s, "manifest error")
+        watch.wait_for(lambda s: '"level": "error"' in s and "apiVersion" in s, "manifest error")
         status, body = get(f"{url}/readyz")
         assert status == 503
         assert "apiVersion" in body
@@ -193,6 +198,9 @@ def test_sigterm_while_idle_exits_0_and_a_broken_manifest_is_not_ready(
             watch.proc.kill()
         watch.proc.wait()
         record(request.node.nodeid, watch.text())
+    records = [json.loads(line) for line in watch.lines]  # every line is one JSON object
+    assert {"time", "level", "message"} <= set(records[0])
+    assert records[-1]["message"] == "Stopped."
 
 
 def test_a_change_while_another_apply_holds_the_lock_waits_for_it_then_applies(
