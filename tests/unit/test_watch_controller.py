@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -145,3 +146,30 @@ def test_a_webhook_that_fails_is_a_warning_without_its_url(broken_hook: str) -> 
     assert warnings[0] == "Warning: webhook answered 500 to the promotion notice"
     assert warnings[1].startswith("Warning: webhook not reached for the drift notice")
     assert not any("secret-token" in w for w in warnings)
+
+
+def test_report_only_tells_drift_once_across_intervals_and_changes_nothing(
+    applied: Path,
+) -> None:
+    path = applied / ".retrain" / "webservices" / "bike-demand-portland.json"
+    doc = json.loads(path.read_text())
+    for asset in doc["properties"]["assets"].values():
+        asset["locationInfo"]["uri"] = "local://models/hand-picked/model.ilearner"
+    path.write_text(json.dumps(doc, indent=2))
+    edited = path.read_bytes()
+    clock, lines, told = Clock("2026-03-01T12:00:00"), list[str](), list[notices.Notice]()
+    watch = controller(applied, clock, lines)
+    watch.options = loop.Options(interval=60)
+    watch.notify = told.append
+    for _ in range(3):  # start, then two intervals
+        watch.step()
+        clock.now += 61
+    assert sum(line.startswith("Reconciling every endpoint") for line in lines) == 3
+    assert [(n.kind, n.endpoint) for n in told] == [(notices.Kind.DRIFT, "bike-portland")]
+    assert "bike-portland: repair-drift: model reference changed outside retrain" in "\n".join(
+        lines
+    )
+    assert path.read_bytes() == edited  # report only: nothing applied
+    metrics = watch.meters.text().decode()
+    assert 'retrain_drift{endpoint="bike-portland"} 1.0' in metrics
+    assert 'retrain_drift{endpoint="bike-seattle"} 0.0' in metrics
