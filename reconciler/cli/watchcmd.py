@@ -1,5 +1,7 @@
 """``retrain watch``: the controller command. Flags → a ``watch.loop.Controller``, the
-health and metrics server, signal handling. The loop itself is in ``reconciler.watch``."""
+health and metrics server, signal handling. The loop itself is in ``reconciler.watch``,
+imported when the command runs: every other command starts without loading the HTTP
+server, Starlette and the Prometheus client."""
 
 from __future__ import annotations
 
@@ -10,13 +12,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
-from starlette.routing import BaseRoute
 
 from reconciler import engine, errors, settings
 from reconciler.cli import options
-from reconciler.watch import backoff, loop, notices, server, webhook
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from reconciler.watch import loop, notices
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -125,6 +131,8 @@ def watch_cmd(
     on a failure. SIGTERM finishes the reconcile under way, then exits 0 (a second one
     stops at once). Serves /healthz, /readyz and Prometheus /metrics on --listen.
     """
+    from reconciler.watch import backoff, loop
+
     env.live = False  # a controller's log is lines, never a live table
     url = webhook_url(env, webhook_ref)
     if url:
@@ -155,6 +163,8 @@ def _open(env: options.Env, config: settings.Settings) -> engine.Session:
 
 
 def _notify(env: options.Env, url: str | None) -> Callable[[notices.Notice], None]:
+    from reconciler.watch import webhook
+
     if url is None:
         return lambda _notice: None
     return webhook.poster(url, warn=env.err)
@@ -163,6 +173,8 @@ def _notify(env: options.Env, url: str | None) -> Callable[[notices.Notice], Non
 @contextmanager
 def _serving(env: options.Env, controller: loop.Controller, listen: str) -> Iterator[None]:
     """The health and metrics server for the loop's life (none with ``--listen off``)."""
+    from reconciler.watch import server
+
     if listen == "off":
         yield
         return
