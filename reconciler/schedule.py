@@ -14,11 +14,16 @@ import datetime as dt
 
 import cronsim
 
+FIELDS = 5  # minute hour day month weekday, as in crontab(5)
 CHECKED_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # any instant: only parsing is checked
 
 
 def problem(expr: str) -> str | None:
-    """Why ``expr`` is not a schedule cronsim can run, or None when it is."""
+    """Why ``expr`` is not a schedule cronsim can run, or None when it is. Five fields
+    only: cronsim also takes a sixth, seconds, which a controller polling every few
+    seconds cannot honour (and which no crontab has)."""
+    if len(expr.split()) != FIELDS:
+        return f"{expr!r} is not a cron schedule (minute hour day month weekday): {FIELDS} fields"
     try:
         cronsim.CronSim(expr, CHECKED_FROM)
     except cronsim.CronSimError as e:
