@@ -8,6 +8,7 @@ import datetime as dt
 import http.server
 import json
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -173,3 +174,45 @@ def test_report_only_tells_drift_once_across_intervals_and_changes_nothing(
     metrics = watch.meters.text().decode()
     assert 'retrain_drift{endpoint="bike-portland"} 1.0' in metrics
     assert 'retrain_drift{endpoint="bike-seattle"} 0.0' in metrics
+
+
+def test_a_port_in_use_is_one_error_line(retrain: Callable[..., Run]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = retrain("watch", f"--listen=127.0.0.1:{port}")
+    assert result.code == 1
+    assert result.err.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+WEBHOOK_ERRORS = {
+    "a literal URL": (
+        "https://hooks.example/T0/B0",
+        {},
+        "Error: Invalid value for --webhook: give the URL by reference, as '${env:NAME}' "
+        "(a webhook URL is a credential)",
+    ),
+    "an unset variable": (
+        "${env:NO_SUCH_HOOK}",
+        {},
+        "Error: --webhook: environment variable NO_SUCH_HOOK is not set",
+    ),
+    "not a URL": (
+        "${env:HOOK}",
+        {"HOOK": "hooks.example/x"},
+        "Error: --webhook: environment variable HOOK is not an http(s) URL",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WEBHOOK_ERRORS, ids=list(WEBHOOK_ERRORS))
+def test_a_bad_webhook_is_refused_before_the_loop_starts(
+    case: str, retrain: Callable[..., Run]
+) -> None:
+    value, env, expected = WEBHOOK_ERRORS[case]
+    result = retrain("watch", "--listen=off", f"--webhook={value}", env=env)
+    assert result.code == 1
+    assert result.err.strip() == expected
