@@ -67,6 +67,7 @@ def webhook_url(env: options.Env, reference: str | None) -> str | None:
     default="5m",
     show_default=True,
     callback=seconds,
+    metavar="DURATION",
     help="Reconcile this often when nothing changed (0: only on changes and schedules).",
 )
 @click.option(
@@ -74,11 +75,13 @@ def webhook_url(env: options.Env, reference: str | None) -> str | None:
     default="2s",
     show_default=True,
     callback=seconds,
+    metavar="DURATION",
     help="How often the manifest, the input files and git HEAD are looked at.",
 )
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,
+    metavar="HOST:PORT",
     show_default=True,
     help="HOST:PORT for /healthz, /readyz and /metrics ('off': no server; port 0: any free).",
 )
@@ -94,6 +97,7 @@ def webhook_url(env: options.Env, reference: str | None) -> str | None:
     default="10s",
     show_default=True,
     callback=seconds,
+    metavar="DURATION",
     help="Wait after an endpoint's first failure; doubled after each further one.",
 )
 @click.option(
@@ -101,6 +105,7 @@ def webhook_url(env: options.Env, reference: str | None) -> str | None:
     default="15m",
     show_default=True,
     callback=seconds,
+    metavar="DURATION",
     help="The longest wait between retries of a failing endpoint.",
 )
 @click.option(
@@ -108,6 +113,7 @@ def webhook_url(env: options.Env, reference: str | None) -> str | None:
     default="0s",
     show_default=True,
     callback=seconds,
+    metavar="DURATION",
     help="How long a reconcile waits for another apply's lock before trying at the next poll.",
 )
 @click.pass_obj

@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from reconciler import settings
 from reconciler.cli import options
-from reconciler.watch import loop, notices, webhook
+from reconciler.watch import loop, notices, sense, webhook
 from tests.conftest import Run
 
 NIGHTLY = '    schedule: "0 3 * * *"\n'
@@ -216,3 +217,22 @@ def test_a_bad_webhook_is_refused_before_the_loop_starts(
     result = retrain("watch", "--listen=off", f"--webhook={value}", env=env)
     assert result.code == 1
     assert result.err.strip() == expected
+
+
+def test_head_of_a_git_checkout_moves_with_a_commit(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            check=True,
+            capture_output=True,
+        )
+
+    assert sense.head(tmp_path) is None  # not a checkout
+    git("init", "-q")
+    assert sense.head(tmp_path) is None  # a checkout with no commit yet
+    git("commit", "-q", "--allow-empty", "-m", "one")
+    first = sense.head(tmp_path)
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    second = sense.head(tmp_path)
+    assert first and second and first != second
+    assert len(second) == 40
