@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import envrefs, errors, model, problems, rules, schema, templates, yamlsrc
+from reconciler import envrefs, errors, model, problems, rules, schedule, schema, templates, yamlsrc
 from reconciler.problems import Problems, Site
 
 secret_values = envrefs.secret_values  # every secret a loaded manifest resolved
@@ -112,8 +112,17 @@ def _trainers(doc: Mapping[str, Any], ctx: _Context, found: Problems) -> dict[st
             secrets=model.frozen_map(spec.get("secrets", {})),
             timeout_seconds=float(spec.get("timeout", model.TRAINER_TIMEOUT)),
             secret_parameters=model.frozen_map(spec.get("secretParameters", {})),
+            schedule=_schedule(spec.get("schedule"), site),
         )
     return out
+
+
+def _schedule(expr: str | None, site: Site) -> str | None:
+    """The trainer's cron schedule (``retrain watch``), checked here so validate says it."""
+    why = schedule.problem(expr) if expr is not None else None
+    if why:
+        site.add(("schedule",), why)
+    return expr
 
 
 def _endpoints(

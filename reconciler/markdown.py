@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconciler import fingerprint, plan, planfile
+from reconciler import fingerprint, plan, planfile, trend
 
 GITHUB_LIMIT = 65_536  # characters in one GitHub issue/PR comment
 SAFETY = 512  # room kept for the truncation note
@@ -37,15 +37,18 @@ def render(
     artifact: str = "the plan artifact",
     limit: int = GITHUB_LIMIT,
     max_parts: int = 1,
+    trends: Mapping[str, trend.Trend] | None = None,
 ) -> list[str]:
-    """The comment in parts, each under ``limit`` characters."""
+    """The comment in parts, each under ``limit`` characters. ``trends``: per endpoint,
+    its gate metric over its history, charted beside its metrics table."""
     marker = MARKER.format(name=name or the_plan.manifest or "retrain")
     head = [marker, _title(the_plan), "", *_failures(the_plan), _facts(the_plan), ""]
     if the_plan.is_empty():
         done = [*head, "No changes. Every endpoint serves its desired model.", ""]
         return ["\n".join([*done, *_orphans(the_plan)])]
     blocks = [_table(the_plan)] + [
-        _details(c, trained=the_plan.trained_now(c)) for c in the_plan.mutating_or_blocked()
+        _details(c, trained=the_plan.trained_now(c), history=(trends or {}).get(c.endpoint))
+        for c in the_plan.mutating_or_blocked()
     ]
     blocks += ["\n".join(_orphans(the_plan))] if the_plan.orphans else []
     return _pack(
@@ -136,7 +139,9 @@ def _gate(change: plan.Change) -> str:
     return "—"
 
 
-def _details(change: plan.Change, *, trained: bool = False) -> str:
+def _details(
+    change: plan.Change, *, trained: bool = False, history: trend.Trend | None = None
+) -> str:
     lines = [
         f"<details><summary>{ICONS[change.action]} <code>{change.endpoint}</code>: "
         f"{change.action}</summary>",
@@ -154,6 +159,7 @@ def _details(change: plan.Change, *, trained: bool = False) -> str:
         numbered = [f"{i}. {_escape(step)}" for i, step in enumerate(change.steps, 1)]
         lines += ["Steps:", "", *numbered, ""]
     lines += _metrics(change.challenger, change.champion, unknown=bool(change.train))
+    lines += _chart(change, history)
     if change.diff:
         lines += ["```diff"]
         lines += [f"~ {path}: {_cell(old)} -> {_cell(new)}" for _op, path, old, new in change.diff]
@@ -176,6 +182,14 @@ def _metrics(
         new_cell = "known after training" if new is None and unknown else _num(new)
         rows.append(f"| {_escape(n)} | {_num(old)} | {new_cell} | {delta} |")
     return [*rows, ""]
+
+
+def _chart(change: plan.Change, of: trend.Trend | None) -> list[str]:
+    """The metric over the endpoint's history, the challenger last when it is known."""
+    if of is None:
+        return []
+    chart = trend.mermaid(of, (change.challenger or {}).get(of.metric))
+    return [*chart, ""] if chart else []
 
 
 def _num(value: float | None) -> str:

@@ -107,6 +107,9 @@ class Trainer:
     secrets: Mapping[str, Secret] = field(default_factory=frozen_map)
     timeout_seconds: float = TRAINER_TIMEOUT
     secret_parameters: Mapping[str, Secret] = field(default_factory=frozen_map)
+    schedule: str | None = None
+    """Cron syntax, UTC: when ``retrain watch`` plans again to retrain on fresh data.
+    Not part of the fingerprint: when a model is trained does not change what it is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from reconciler import (
     errors,
     fingerprint,
     markdown,
+    model,
     planfile,
     render,
+    trend,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lifecycle
+from reconciler.cli import jsonout, lifecycle, watchcmd
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -64,12 +67,16 @@ def _print_plan(
     artifact: str,
     parts: int,
     name: str = "",
+    trends: Mapping[str, trend.Trend] | None = None,
 ) -> None:
-    """``the_plan`` on stdout as text, JSON or markdown comment parts."""
+    """``the_plan`` on stdout as text, JSON or markdown comment parts (``trends``: the
+    charts beside the metrics tables)."""
     if fmt == "json":
         env.out(planfile.dumps(the_plan, scrub=env.redactor))
     elif fmt == "markdown":
-        comments = markdown.render(the_plan, name=name, artifact=artifact, max_parts=parts)
+        comments = markdown.render(
+            the_plan, name=name, artifact=artifact, max_parts=parts, trends=trends
+        )
         env.out(markdown.SPLIT.join(comments))
     else:
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
@@ -97,6 +104,7 @@ def cli(env: Env, show_traceback: bool) -> None:
     retrain status              what each endpoint serves now
     retrain history             what served what, when
     retrain models list|gc      stored models; remove those nothing references
+    retrain watch               run as a controller: reconcile on changes, schedules
     retrain force-unlock ID     release a stuck apply lock
     retrain completion SHELL    shell completion script (bash, zsh, fish)
 
@@ -198,11 +206,31 @@ def plan(
     if out is not None:
         saved = dataclasses.replace(the_plan, manifest=_relative(config.manifest, out.parent))
         out.write_text(planfile.dumps(saved, scrub=env.redactor), encoding="utf-8")
-    _print_plan(env, the_plan, fmt, verbose=verbose, artifact=artifact, parts=markdown_parts)
+    trends = _trends(session, the_plan) if fmt == "markdown" else None
+    _print_plan(
+        env,
+        the_plan,
+        fmt,
+        verbose=verbose,
+        artifact=artifact,
+        parts=markdown_parts,
+        trends=trends,
+    )
     if train:
         _fail_if_training_failed(env, the_plan)
     if detailed_exitcode and not the_plan.is_empty():
         raise SystemExit(errors.ExitStatus.CHANGES)
+
+
+def _trends(session: engine.Session, the_plan: planning.Plan) -> dict[str, trend.Trend]:
+    """Per changed endpoint with a gate, its gate metric over its history (one read of
+    the history, only for the markdown comment)."""
+    gates = {ep.name: ep.gate.metric for ep in session.endpoints if ep.gate is not None}
+    changed = [c.endpoint for c in the_plan.mutating_or_blocked() if c.endpoint in gates]
+    if not changed:
+        return {}
+    entries = list(session.provider.history())
+    return {name: trend.of(entries, name, gates[name]) for name in changed}
 
 
 def _fail_if_training_failed(env: Env, the_plan: planning.Plan) -> None:
@@ -461,6 +489,12 @@ def status(
 @manifest_option
 @click.argument("endpoint", required=False)
 @format_options
+@click.option(
+    "--chart",
+    is_flag=True,
+    help="With ENDPOINT: its gate metric (else every metric) over its history, as a "
+    "sparkline per metric.",
+)
 @click.pass_obj
 def history(
     env: Env,
@@ -469,10 +503,16 @@ def history(
     endpoint: str | None,
     fmt: str,
     as_json: bool,
+    chart: bool,
 ) -> None:
     """Every change retrain made, oldest first: who, when, which model, its metrics."""
+    if chart and (endpoint is None or as_json or fmt == "json"):
+        raise click.UsageError("--chart needs an ENDPOINT and text output")
     session = session_for(env, settings_for(env, manifest=manifest, state_dir=state_dir))
     entries = list(session.provider.history(endpoint))
+    if chart and endpoint is not None:
+        env.out(_sparklines(session, entries, endpoint))
+        return
     if as_json or fmt == "json":
         env.out(jsonout.dumps(jsonout.history_entries(entries)))
         return
@@ -485,6 +525,24 @@ def history(
             f"  version {e.version}"
             f"  by {e.actor or '?'}  [{metrics}]\n"
         )
+
+
+def _sparklines(session: engine.Session, entries: list[model.HistoryEntry], endpoint: str) -> str:
+    """One line per metric: name, sparkline, first → last value, range, models charted."""
+    gated = [ep.gate.metric for ep in session.endpoints if ep.name == endpoint and ep.gate]
+    names = gated or list(dict.fromkeys(m for e in entries for m in e.metrics))
+    lines = []
+    for name in names:
+        points = trend.of(entries, endpoint, name).points
+        if not points:
+            continue
+        values = [p.value for p in points]
+        lines.append(
+            f"{name}  {trend.sparkline(values)}  {values[0]:.4g} → {values[-1]:.4g}  "
+            f"(min {min(values):.4g}, max {max(values):.4g}; {len(values)} models, "
+            f"{points[0].label} to {points[-1].label})"
+        )
+    return "\n".join(lines) + "\n" if lines else f"No metrics in the history of {endpoint}.\n"
 
 
 COMPLETE_VAR = "_RETRAIN_COMPLETE"  # click's default for prog_name "retrain"
@@ -515,3 +573,4 @@ def _finite_seconds(value: float) -> float:
 
 cli.add_command(lifecycle.init_cmd)
 cli.add_command(lifecycle.models_group)
+cli.add_command(watchcmd.watch_cmd)  # retrain watch: the controller (issue 12)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import apply, errors, gate, markdown, model, plan, planfile, render
+from reconciler import apply, errors, gate, markdown, model, plan, planfile, render, trend
 from reconciler.providers import webservice
 from reconciler.providers.local import store
 
@@ -197,8 +197,18 @@ def test_verbose_text_rendering_lists_unchanged_endpoints_and_matches_its_golden
     assert_golden("plan.verbose.txt", text)
 
 
+# The chart beside chicago's metrics table: two models served it, then the challenger.
+CHICAGO_TREND = trend.Trend(
+    "chicago",
+    "Coefficient of Determination",
+    (trend.Point("2026-10-01 03:00", 0.88), trend.Point("2026-11-01 03:00", 0.9)),
+)
+
+
 def test_markdown_rendering_matches_its_golden() -> None:
-    parts = markdown.render(every_action_plan(), artifact=ARTIFACT)
+    parts = markdown.render(
+        every_action_plan(), artifact=ARTIFACT, trends={"chicago": CHICAGO_TREND}
+    )
     assert len(parts) == 1
     assert_golden("plan.md", parts[0])
 
