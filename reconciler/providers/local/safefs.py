@@ -25,6 +25,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reconciler import errors
@@ -60,11 +61,57 @@ def read_bytes(path: Path, *, root: Path, limit: int, what: str) -> bytes | None
         os.close(fd)
 
 
+def read_each(
+    folder: Path, names: Iterable[str], *, root: Path, limit: int, what: str
+) -> Iterator[tuple[str, bytes | None, os.stat_result | None]]:
+    """``read_bytes`` of each file ``names`` names in ``folder``, with the ``fstat`` of
+    what was read: ``(name, bytes or None when missing, its stat)``. The folder is
+    checked and opened once and each file opened relative to it (``openat``), so 10,000
+    definitions cost 10,000 opens, not also 20,000 ``realpath`` walks of the folder; a
+    file is refused exactly as ``read_bytes`` refuses it."""
+    inside(folder / "-", root=root, what=what)
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield from ((name, None, None) for name in names)
+        return
+    except OSError as e:
+        raise _refusal(e, folder, what) from e
+    try:
+        for name in names:
+            yield (name, *_read_at(dir_fd, folder / name, limit, what))
+    finally:
+        os.close(dir_fd)
+
+
+def _read_at(
+    dir_fd: int, path: Path, limit: int, what: str
+) -> tuple[bytes | None, os.stat_result | None]:
+    try:
+        fd = os.open(path.name, _READ, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        raise _refusal(e, path, what) from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise errors.ProviderError(
+                f"cannot read {what}: {_kind(info.st_mode)}", where=str(path)
+            )
+        return _read_limited(fd, path, limit, what), info
+    finally:
+        os.close(fd)
+
+
 def read_text(path: Path, *, root: Path, limit: int, what: str) -> str | None:
     """``read_bytes`` as UTF-8 text."""
     data = read_bytes(path, root=root, limit=limit, what=what)
-    if data is None:
-        return None
+    return None if data is None else decode(data, path, what)
+
+
+def decode(data: bytes, path: Path | str, what: str) -> str:
+    """A state file's bytes as UTF-8 text, or a located error."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
