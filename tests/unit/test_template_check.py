@@ -3,12 +3,13 @@ problems, at the same lines, as when every endpoint is validated whole."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler import errors, manifest, problems, providers, templatecheck
+from reconciler import errors, manifest, problems, providers, schema, templatecheck
 
 TRAINER = "def train(*, inputs, parameters, model_path, evaluation_path):\n    pass\n"
 HEAD = """\
@@ -94,16 +95,22 @@ def test_problems_are_the_same_as_validating_each_endpoint_whole(
         assert any(expected in line for line in found), found
 
 
+def counting(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count whole validations (``problems.validate_at``) in ``calls``."""
+    whole = problems.validate_at
+
+    def count(site: problems.Site, value: Any, ref: str) -> bool:
+        calls.append(ref)
+        return whole(site, value, ref)
+
+    monkeypatch.setattr(problems, "validate_at", count)
+
+
 def test_a_valid_entry_is_validated_whole_once_however_many_items(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    whole = problems.validate_at
-    monkeypatch.setattr(
-        problems,
-        "validate_at",
-        lambda site, value, ref: calls.append(ref) or whole(site, value, ref),
-    )
+    counting(calls, monkeypatch)
     items = [{"i": f"n{j}"} for j in range(200)]
     assert len(outcome(tmp_path, manifest_text(items))) == 201
     assert len(calls) == 2  # the forEach entry's first endpoint, and "solo"
@@ -113,12 +120,7 @@ def test_an_endpoint_failing_its_strings_is_validated_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    whole = problems.validate_at
-    monkeypatch.setattr(
-        problems,
-        "validate_at",
-        lambda site, value, ref: calls.append(ref) or whole(site, value, ref),
-    )
+    counting(calls, monkeypatch)
     items = [{"i": "a"}, {"i": "B"}, {"i": "c"}, {"i": "D"}, {"i": "e"}]
     found = outcome(tmp_path, manifest_text(items))
     where = {line.split(": ")[1] for line in found}
@@ -128,7 +130,7 @@ def test_an_endpoint_failing_its_strings_is_validated_whole(
 
 
 def test_a_path_under_a_keyword_that_reads_values_is_validated_whole() -> None:
-    composed = problems.schema.composed(())
+    composed = schema.composed(())
     odd = {"$ref": "#/$defs/name"}
     check = templatecheck.EntryCheck(composed, "#/$defs/resolvedEndpoint", {"name": "x-${each.i}"})
     assert check.paths is not None and check.paths[0][0] == ("name",)
@@ -167,13 +169,10 @@ def test_the_document_check_of_for_each_items_is_the_same_as_validating_it_whole
 def test_a_valid_for_each_list_is_validated_as_its_first_item(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    composed = problems.schema.composed(
-        tuple(
-            (b.name, __import__("json").dumps(b.schema_fragment()))
-            for b in providers.registry().values()
-        )
-    )
-    entry = {"forEach": [{"i": str(j)} for j in range(50)], "name": "e-${each.i}"}
+    backends = providers.registry().values()
+    composed = schema.composed(tuple((b.name, json.dumps(b.schema_fragment())) for b in backends))
+    items: list[dict[str, str]] = [{"i": str(j)} for j in range(50)]
+    entry = {"forEach": items, "name": "e-${each.i}"}
     document = {"endpoints": [entry, {"name": "solo"}]}
     cut = templatecheck.cut_document(composed, document)
     assert cut is not None
@@ -181,5 +180,5 @@ def test_a_valid_for_each_list_is_validated_as_its_first_item(
     assert cut_doc["endpoints"][0]["forEach"] == [{"i": "0"}]
     assert cut_doc["endpoints"][1] == {"name": "solo"}
     assert lists == [("endpoints", 0, "forEach")]
-    entry["forEach"].append({"bad key": "x"})
+    items.append({"bad key": "x"})
     assert templatecheck.cut_document(composed, document) is None

@@ -56,6 +56,8 @@ class LocalProvider:
         self.history_path = state_dir / "history.jsonl"
         # Input and code digests, kept while each file is unchanged (see statcache).
         self.digests = statcache.StatCache(state_dir / CACHE / "digests.json")
+        # The owned parts of definitions, kept while each file is unchanged (see observe).
+        self.observed = statcache.StatCache(state_dir / CACHE / "observed.json")
         self._children: set[subprocess.Popen[str]] = set()
         self._children_lock = threading.Lock()
         self._cancelled = False  # set by cancel(): the run was interrupted
@@ -75,25 +77,47 @@ class LocalProvider:
     def observe(
         self, endpoints: Sequence[model.Endpoint]
     ) -> Mapping[str, model.ServiceState | None]:
-        """One read of each endpoint's definition file (the folder checked and opened
-        once); what was read is kept for ``managed``, which then reads no file again."""
-        names = (_file_name(ep.web_service) for ep in endpoints)  # refused in order
-        files = safefs.read_each(
-            self.services, names, root=self.state_dir, limit=safefs.DEFINITION_LIMIT, what=WHAT
-        )
+        """Each endpoint's definition file, the folder checked and opened once: read, or,
+        while the file is unchanged since a run read it (its key, see ``statcache``),
+        the owned fields that run took from it (``<stateDir>/cache/observed.json``: at
+        10,000 services, parsing 60 MB of definitions was most of a plan). What was seen
+        is kept for ``managed``, which then reads no file again."""
         out: dict[str, model.ServiceState | None] = {}
         seen: dict[str, tuple[tuple[int, ...], Any]] = {}
         folder = str(self.services)
-        for ep, (name, data, info) in zip(endpoints, files, strict=True):
-            where = f"{folder}/{name}"
-            definition = None if data is None else _parse(data, where)
-            if definition is None or info is None:
-                out[ep.name] = None
-                continue
-            seen[name] = (_identity(info), webservice.get(definition, "tags"))
-            out[ep.name] = common.service_state(definition, ep, uri_for=store.uri_for, where=where)
+        with safefs.Folder(self.services, root=self.state_dir, what=WHAT) as files:
+            for ep in endpoints:
+                name = _file_name(ep.web_service)  # refused in order
+                where = f"{folder}/{name}"
+                owned, info = self._owned(files, name, where)
+                if owned is None or info is None:
+                    out[ep.name] = None
+                    continue
+                seen[name] = (_identity(info), webservice.get(owned, "tags"))
+                out[ep.name] = common.service_state(owned, ep, uri_for=store.uri_for, where=where)
         self._observed = seen
         return out
+
+    def _owned(
+        self, files: safefs.Folder, name: str, where: str
+    ) -> tuple[dict[str, Any] | None, os.stat_result | None]:
+        """The definition ``name``, cut down to what observing it reads (``_owned_part``),
+        from the cache when its file is unchanged; (None, None) when there is none."""
+        info = files.regular(name)
+        if info is not None:
+            kept = self.observed.get(name, statcache.key_of(info))
+            if isinstance(kept, dict):
+                return kept, info
+        checked = statcache.now_ns()
+        data, info = files.read(name, safefs.DEFINITION_LIMIT)
+        if data is None or info is None:
+            return None, None
+        definition = _parse(data, where)
+        owned = _owned_part(definition)
+        if owned is None:
+            return definition, info  # not a definition observing can read: it says why
+        self.observed.put(name, statcache.key_of(info), checked, owned)
+        return owned, info
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
@@ -363,6 +387,27 @@ def _identity(info: os.stat_result) -> tuple[int, ...]:
     """What tells a file's content has not changed since it was read: a rename-replace
     gives a new inode, an edit in place a new change time (which no one can set back)."""
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _owned_part(definition: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What ``webservice.state_of_definition`` reads of ``definition`` (its assets' names
+    and model locations, its tags), in the same shape, so it reads the same from either;
+    None when the definition is not one it can read (that is never cached)."""
+    try:
+        assets = webservice.assets(definition)
+        webservice.owned_tags(definition)
+    except webservice.DefinitionError:
+        return None
+    kept = {
+        asset_id: {
+            "name": webservice.get(asset, "name"),
+            "locationInfo": {"uri": webservice.get(asset, "locationInfo", "uri")},
+        }
+        if isinstance(asset, dict)
+        else asset
+        for asset_id, asset in assets.items()
+    }
+    return {"properties": {"assets": kept}, "tags": webservice.get(definition, "tags")}
 
 
 def _name(entry: os.DirEntry[str]) -> str:
