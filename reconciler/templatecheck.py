@@ -16,9 +16,9 @@ It is exact, not a heuristic:
   (``anyOf``, ``oneOf``, ``not``, ``if``, ``enum``, ``const``, ``dependentSchemas``,
   ``contains``...) or under any keyword not named in ``_STRUCTURAL`` is not collected,
   and the entry's endpoints are validated whole, one by one, as before;
-- a string is checked by a predicate only for the keywords ``_leaf`` knows
-  (``type``, ``pattern``, ``minLength``, ``maxLength``, ``enum``, ``const``, and
-  annotations); a subschema with any other keyword is checked by jsonschema itself;
+- a value is checked by closures compiled once (``compiled``) only for the keywords
+  they implement as jsonschema does (``_OWN``: types, patterns, lengths, bounds, object
+  and array structure); a subschema with any other keyword is checked by jsonschema;
 - an endpoint whose strings fail a check, and every endpoint until one passes whole, is
   validated whole (``problems.validate_at``), so every problem is the one jsonschema
   reports, located exactly as before.
@@ -47,7 +47,7 @@ _STRUCTURAL = frozenset(
 )
 # Keywords at a templated string that a predicate here checks as jsonschema does.
 _ANNOTATIONS = frozenset({"description", "title", "$comment", "default", "examples", "deprecated"})
-_LEAF = frozenset({"type", "pattern", "minLength", "maxLength", "enum", "const", *_ANNOTATIONS})
+_LEAF = frozenset({"type", "pattern", "minLength", "maxLength", *_ANNOTATIONS})
 _DEFS = "#/$defs/"
 
 
@@ -120,9 +120,9 @@ def _subschemas(
     if not isinstance(node, dict):
         return [node]  # true/false: jsonschema checks it
     found: list[Any] = []
-    parts = [composed.definition(node["$ref"][len(_DEFS) :])] if "$ref" in node else []
     if "$ref" in node and not str(node["$ref"]).startswith(_DEFS):
-        return None
+        return None  # another document's: not followed here
+    parts = [composed.definition(node["$ref"][len(_DEFS) :])] if "$ref" in node else []
     parts += node.get("allOf", [])
     if not rel:
         found.append({k: v for k, v in node.items() if k not in ("$ref", "allOf")})
@@ -183,7 +183,7 @@ def _at(instance: Any, rel: Rel) -> Any:
 def _leaf(composed: schema.Schema, node: Any) -> Check:
     """A check of a templated string against ``node``: one closure of a few regular
     expressions and bounds when ``node`` says only what ``_LEAF`` names."""
-    if not isinstance(node, dict) or not set(node) <= _LEAF or {"enum", "const"} & set(node):
+    if not isinstance(node, dict) or not set(node) <= _LEAF:
         return compiled(composed, node)
     kind = node.get("type", "string")
     if "string" not in (kind if isinstance(kind, list) else [kind]):

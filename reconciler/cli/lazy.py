@@ -3,7 +3,7 @@
 The commands' modules import the engine, the planner and the renderers at their top (as
 the house style asks: modules, not names), and executing those modules' bodies (some
 hundred frozen dataclasses and enums, compiled patterns) was most of ``retrain --help``'s
-time once the heavy libraries (deepdiff and numpy, jsonschema, rich, the Azure SDKs) were
+time once the heavy libraries (deepdiff and numpy, jsonschema, rich, the cloud SDKs) were
 imported only where they are used. So before the commands are imported, each module
 named in ``DEFERRED`` is put in ``sys.modules`` as a lazy module (the standard library's
 ``importlib.util.LazyLoader``): the ``import`` statements bind it at once, and its body

@@ -15,8 +15,9 @@ the file is read again (and, once it has been quiet for a tick, its entry is kep
 
 A cache is never an error: one missing, unreadable, corrupt, of another format or with
 entries of the wrong shape is ignored (entry by entry) and rebuilt; one that cannot be
-written (a read-only checkout) is simply not written. It is written atomically (temp
-file + rename) when the process is done with it, only if something was added.
+written (a read-only checkout, a state directory not made yet) is simply not written. It
+is written atomically (temp file + rename) when the process is done with it, only if
+something was added.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _save(path: Path, state: _State) -> None:
         state.added = False
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)  # not its parents: a cache never makes a state dir
         with open(tmp, "x", encoding="utf-8") as f:
             json.dump(document, f, separators=(",", ":"))
         os.replace(tmp, path)

@@ -38,6 +38,7 @@ def make(tmp_path: Path) -> tuple[local.LocalProvider, Path]:
     data = tmp_path / "data.csv"
     data.write_text("x,y\n1,2\n")
     state = tmp_path / ".retrain"
+    state.mkdir(exist_ok=True)
     return local.LocalProvider(state_dir=state, workdir=tmp_path, env={}), data
 
 
@@ -128,7 +129,7 @@ def test_a_corrupt_cache_is_ignored_and_rebuilt(
 ) -> None:
     first, data = make(tmp_path)
     cache = tmp_path / ".retrain/cache/digests.json"
-    cache.parent.mkdir(parents=True)
+    cache.parent.mkdir()
     cache.write_bytes(content.replace(b'"X"', json.dumps(str(data)).encode()))
     assert first.input_digest(str(data)) == digests.file_digest(data)
     first.digests.save()
@@ -146,9 +147,17 @@ def test_a_wrong_value_in_a_matching_entry_is_not_used(tmp_path: Path, quiet: No
     assert again(tmp_path).input_digest(str(data)) == digests.file_digest(data)
 
 
+def test_no_cache_makes_a_state_directory(tmp_path: Path, quiet: None) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x\n")
+    gone = local.LocalProvider(state_dir=tmp_path / "typo", workdir=tmp_path, env={})
+    gone.input_digest(str(data))
+    gone.digests.save()
+    assert not (tmp_path / "typo").exists()
+
+
 def test_an_unwritable_cache_is_no_error(tmp_path: Path, quiet: None) -> None:
     first, data = make(tmp_path)
-    (tmp_path / ".retrain").mkdir()
     (tmp_path / ".retrain/cache").write_text("a file where the folder would be")
     assert first.input_digest(str(data)) == digests.file_digest(data)
     first.digests.save()  # nothing written, nothing raised
