@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from deepdiff import DeepDiff
-
 from reconciler import model
 
 FieldChange = tuple[str, str, model.JSON, model.JSON]  # (op, dotted path, old, new)
@@ -41,6 +39,8 @@ def diff_iter(
     scope: tuple[str, ...],
 ) -> Iterator[FieldChange]:
     """Yield one ``(op, path, old, new)`` per differing owned field."""
+    from deepdiff import DeepDiff  # here, not above: it imports numpy (half of start-up)
+
     old, new = scoped(before, scope), scoped(after, scope)
     tree = DeepDiff(old, new, view="tree", ignore_order=False)
     for report, op in _OPS.items():

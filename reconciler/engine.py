@@ -61,6 +61,17 @@ class Session:
         return self._desired
 
 
+def check_manifest(
+    config: settings.Settings, *, env: Mapping[str, str]
+) -> tuple[model.Manifest, redact.Redactor]:
+    """Load and check the manifest alone, as ``validate`` does: no provider is made, so no
+    backend's client libraries are imported (a cloud SDK was most of the start-up of a
+    ``validate``) and no credential is looked up."""
+    loaded = manifest.load(config.manifest, env=env, backends=list(providers.registry().values()))
+    providers.parallelism(loaded.backend, config.parallelism)
+    return loaded, redact.Redactor(manifest.secret_values(loaded))
+
+
 def open_session(
     config: settings.Settings,
     *,

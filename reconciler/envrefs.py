@@ -35,6 +35,9 @@ class Resolver:
 
     env: Mapping[str, str]
     secret: re.Pattern[str]
+    _secret_at: dict[tuple[str, Rel], bool] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def resolve(self, value: Any, site: Site, rel: Rel = ()) -> Any:
         """Replace ``${env:NAME}`` in every string of ``value`` (at ``rel`` in ``site``). An
@@ -46,8 +49,7 @@ class Resolver:
         if not isinstance(value, str):
             return value
         resolved = self._string(value, site, rel)
-        ptr = site.ptr + yamlsrc.pointer(list(rel))
-        if not self.secret.match(ptr):
+        if not self._is_secret(site.ptr, rel):
             return resolved
         site.problems.secrets.add(resolved)
         if len(resolved) < redact.MIN_SECRET_LEN and ENV_REF.fullmatch(value):
@@ -57,6 +59,15 @@ class Resolver:
                 "characters: too short to be a secret, and to be masked safely",
             )
         return model.Secret(value.strip("${}"), resolved)
+
+    def _is_secret(self, ptr: str, rel: Rel) -> bool:
+        """Whether the value at ``rel`` below ``ptr`` is a secret field: asked once per
+        place (the endpoints of a forEach entry share their pointers)."""
+        key = (ptr, rel)
+        known = self._secret_at.get(key)
+        if known is None:
+            known = self._secret_at[key] = bool(self.secret.match(ptr + yamlsrc.pointer(list(rel))))
+        return known
 
     def _string(self, value: str, site: Site, rel: Rel) -> str:
         if "${" not in value:

@@ -20,7 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import envrefs, errors, model, problems, rules, schedule, schema, templates, yamlsrc
+from reconciler import (
+    envrefs,
+    errors,
+    model,
+    problems,
+    rules,
+    schedule,
+    schema,
+    templatecheck,
+    templates,
+    yamlsrc,
+)
 from reconciler.problems import Problems, Site
 
 secret_values = envrefs.secret_values  # every secret a loaded manifest resolved
@@ -132,17 +143,25 @@ def _endpoints(
     out: list[model.Endpoint] = []
     for i, entry in enumerate(doc["endpoints"]):
         assembled = templates.expand(f"/endpoints/{i}", entry, defaults, problems)
+        check = templatecheck.EntryCheck(
+            problems.schema, RESOLVED, templates.template(entry, defaults)
+        )
         for site, raw_spec in assembled:
-            endpoint = _assembled(site, raw_spec, ctx)
+            endpoint = _assembled(site, raw_spec, ctx, check)
             if endpoint is not None:
                 out.append(endpoint)
         problems.flush(f"/endpoints/{i}", len(assembled))
     return tuple(out)
 
 
-def _assembled(site: Site, raw_spec: dict[str, Any], ctx: _Context) -> model.Endpoint | None:
+RESOLVED = "#/$defs/resolvedEndpoint"  # what an assembled endpoint is validated against
+
+
+def _assembled(
+    site: Site, raw_spec: dict[str, Any], ctx: _Context, check: templatecheck.EntryCheck
+) -> model.Endpoint | None:
     """Check one assembled endpoint and build it (None when it has problems)."""
-    if not problems.validate_at(site, raw_spec, "#/$defs/resolvedEndpoint"):
+    if not check.valid(site, raw_spec):
         return None
     spec = ctx.resolver.resolve(raw_spec, site)
     name = spec["name"]

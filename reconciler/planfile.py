@@ -16,9 +16,11 @@ import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
+
 
 from reconciler import errors, fingerprint, gate, model, plan
 
@@ -110,6 +112,8 @@ def from_dict(data: Any, *, where: str = "plan") -> plan.Plan:
             f"(this retrain reads {plan.FORMAT_VERSION!r})",
             where=where,
         )
+    import jsonschema  # here, not above: only a saved plan's reading needs it (start-up)
+
     problem = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if problem is not None:
         at = "/" + "/".join(str(p) for p in problem.absolute_path)
@@ -152,6 +156,8 @@ def _orphan(orphan: model.Managed) -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 

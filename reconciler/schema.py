@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:  # imported where a validator is made: --help needs none
+    import jsonschema
 
 CORE_PATH = Path(__file__).parent / "manifest.schema.json"
 Fragment = Mapping[str, Any]
@@ -41,6 +42,16 @@ class Schema:
 
     document: dict[str, Any]
     validator: jsonschema.Draft202012Validator
+    _at: dict[str, jsonschema.Draft202012Validator] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def at(self, ref: str) -> jsonschema.Draft202012Validator:
+        """The validator of the subschema at ``ref`` (``#/$defs/NAME``), made once: making
+        one per assembled endpoint cost more than validating it."""
+        if ref not in self._at:
+            self._at[ref] = self.validator.evolve(schema={"$ref": ref})
+        return self._at[ref]
 
     def definition(self, name: str) -> Any:
         """The ``$defs`` entry ``name``."""
@@ -90,6 +101,8 @@ def _kind_description(names: list[str]) -> str:
 def composed(fragments: tuple[tuple[str, str], ...]) -> Schema:
     """The compiled schema for ``(kind, fragment as JSON text)`` pairs: built and
     compiled once per process for each set of backends."""
+    import jsonschema
+
     doc = compose([(name, json.loads(text)) for name, text in fragments])
     return Schema(doc, jsonschema.Draft202012Validator(doc))
 

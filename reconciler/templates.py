@@ -29,7 +29,7 @@ def expand(
     ptr: str, entry: Mapping[str, Any], defaults: Mapping[str, Any], problems: Problems
 ) -> list[tuple[Site, dict[str, Any]]]:
     """The endpoints of one entry: ``defaults`` merged in, ``forEach`` expanded."""
-    merged = _merge(defaults, {k: v for k, v in entry.items() if k != "forEach"})
+    merged = template(entry, defaults)
     layers = ((ptr, entry), ("/defaults", defaults))
     refs = list(dict.fromkeys(_each_refs(merged)))  # once each, in document order
     items = entry.get("forEach")
@@ -54,6 +54,12 @@ def expand(
         values = {k: str(v) for k, v in item.items()}
         out.append((Site(problems, layers, j), _substitute(merged, values)))
     return out
+
+
+def template(entry: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    """An entry with ``defaults`` merged in, before ``${each.KEY}`` is substituted: what
+    every endpoint of the entry shares (see ``templatecheck``)."""
+    return _merge(defaults, {k: v for k, v in entry.items() if k != "forEach"})
 
 
 def _first_use(value: Any, ref: str, rel: Rel = ()) -> Rel:

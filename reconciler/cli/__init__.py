@@ -1,8 +1,12 @@
 """The ``retrain`` command line: ``main`` (the process: exit codes, one-line errors,
 signals), ``commands`` (one function per subcommand), ``options`` (what they share)."""
 
-from reconciler.cli.commands import cli
-from reconciler.cli.main import entrypoint, main
-from reconciler.cli.options import Env
+from reconciler.cli import lazy
+
+lazy.defer()  # before the commands import the core: --help loads none of it (see lazy)
+
+from reconciler.cli.commands import cli  # noqa: E402
+from reconciler.cli.main import entrypoint, main  # noqa: E402
+from reconciler.cli.options import Env  # noqa: E402
 
 __all__ = ["Env", "cli", "entrypoint", "main"]

@@ -25,7 +25,7 @@ from reconciler import (
     trend,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lifecycle, watchcmd
+from reconciler.cli import jsonout, lazy, lifecycle, watchcmd
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -111,6 +111,7 @@ def cli(env: Env, show_traceback: bool) -> None:
     Exit codes: 0 success, 1 error, 2 plan has changes (with --detailed-exitcode),
     130 interrupted.
     """
+    lazy.load_all()  # a command runs: load the core now, in this thread (see cli.lazy)
     env.traceback = env.traceback or show_traceback
     env.colour = env.colour and "NO_COLOR" not in env.vars
 
@@ -121,11 +122,11 @@ def cli(env: Env, show_traceback: bool) -> None:
 def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
     """Check the manifest: schema, references, files. Reports every problem at once."""
     config = settings_for(env, manifest=manifest, state_dir=state_dir)
-    session = session_for(env, config)
-    n = len(session.endpoints)
+    loaded, env.redactor = engine.check_manifest(config, env=env.vars)
+    n = len(loaded.endpoints)
     env.out(
         f"{config.manifest} is valid: {n} endpoint{'s' if n != 1 else ''}, "
-        f"{len(session.manifest.trainers)} trainer(s).\n"
+        f"{len(loaded.trainers)} trainer(s).\n"
     )
 
 

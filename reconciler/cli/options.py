@@ -10,14 +10,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from reconciler import engine, redact, render, settings
 from reconciler import progress as progress_
-from reconciler.cli import live as live_
+
+if TYPE_CHECKING:  # imported when progress is first shown: rich is not needed for --help
+    from reconciler.cli import live as live_
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Env:
     def progress(self, item: str | progress_.Event) -> None:
         """The engine's progress sink: a live table or plain lines (``cli.live``)."""
         if self.display is None:
+            from rich.console import Console
+
+            from reconciler.cli import live as live_
+
             use_live = live_.wants_live(self.vars, tty=self.live, log_format=self.log_format)
             self.display = live_.Display(
                 plain=self.err,

@@ -41,11 +41,13 @@ def serving(project: Path, endpoint: str) -> str:
 
 
 def snapshot(project: Path) -> dict[str, bytes]:
+    """The state directory's files (not its lock, nor its ``cache/``, which any run may
+    write: it is not state, see ``reconciler.providers.statcache``)."""
     state = project / ".retrain"
     return {
         str(p.relative_to(state)): p.read_bytes()
         for p in sorted(state.rglob("*"))
-        if p.is_file() and p.name != "lock"
+        if p.is_file() and p.name != "lock" and p.relative_to(state).parts[0] != "cache"
     }
 
 

@@ -213,6 +213,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, bytes]]:
     target of a link), never following a link or opening a FIFO."""
     found: dict[str, tuple[str, bytes]] = {}
     for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not _is_cache(Path(folder) / d)]
         for name in dirs + files:
             path = Path(folder) / name
             mode = os.lstat(path).st_mode
@@ -224,6 +225,12 @@ def snapshot(root: Path) -> dict[str, tuple[str, bytes]]:
             else:
                 found[rel] = ("dir" if stat.S_ISDIR(mode) else "other", b"")
     return found
+
+
+def _is_cache(folder: Path) -> bool:
+    """Whether ``folder`` is a state directory's ``cache`` folder: not state (a cache may
+    be written by any run, see ``reconciler.providers.statcache``)."""
+    return folder.name == "cache" and folder.parent.name == ".retrain"
 
 
 def changed(before: Mapping[str, tuple[str, bytes]], after: Mapping[str, Any]) -> list[str]:

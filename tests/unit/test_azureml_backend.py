@@ -136,16 +136,18 @@ def test_a_split_is_not_a_model_and_changes_the_revision() -> None:
 def test_a_malformed_storage_connection_string_is_one_line_not_a_crash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Found where the storage client is made: by ``plan`` (``validate`` checks the
+    manifest and imports no Azure SDK, so it leaves the connection string to the run)."""
     (tmp_path / "retrain.yaml").write_text(
         MANIFEST.replace("INPUT", "data/e.csv")
         .replace("TRAINER_EXTRA", "")
         .replace("ENDPOINT_EXTRA", "")
     )
-    code = cli.main(
-        ["validate", "-f", str(tmp_path / "retrain.yaml")],
-        {"STORAGE": "not-a-conn-string"},
-        interactive=False,
-    )
+    args = ["-f", str(tmp_path / "retrain.yaml")]
+    env = {"STORAGE": "not-a-conn-string"}
+    assert cli.main(["validate", *args], env, interactive=False) == 0
+    capsys.readouterr()
+    code = cli.main(["plan", *args], env, interactive=False)
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("Error: the storage connection string is malformed")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import errors, fingerprint, model, redact
-from reconciler.providers import base, common, digests, webservice
+from reconciler.providers import base, common, digests, statcache, webservice
 from reconciler.providers.local import backend, filelock, runner, safefs, store
 
 SERVICE_NAME = backend.SERVICE_NAME
@@ -36,6 +36,7 @@ KILL_WAIT = 10  # seconds to reap a killed trainer
 STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
 LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
 RUNNER = "reconciler.providers.local.runner"
+CACHE = "cache"  # the folder of the state directory that holds caches: never state
 
 
 class LocalProvider:
@@ -53,30 +54,70 @@ class LocalProvider:
         self.services = state_dir / "webservices"
         self.store = store.ModelStore(state_dir / "models")
         self.history_path = state_dir / "history.jsonl"
+        # Input and code digests, kept while each file is unchanged (see statcache).
+        self.digests = statcache.StatCache(state_dir / CACHE / "digests.json")
+        # The owned parts of definitions, kept while each file is unchanged (see observe).
+        self.observed = statcache.StatCache(state_dir / CACHE / "observed.json")
         self._children: set[subprocess.Popen[str]] = set()
         self._children_lock = threading.Lock()
         self._cancelled = False  # set by cancel(): the run was interrupted
+        # What the last observe read: file name → (its identity, its tags); only the tags,
+        # for managed(): 10,000 whole definitions kept would triple a plan's memory.
+        self._observed: dict[str, tuple[tuple[int, ...], Any]] = {}
 
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
         spec = backend.program(trainer)
-        return _digest(lambda: digests.files_digest(spec.code), spec.entrypoint)
+        return _digest(lambda: digests.files_digest(spec.code, self.digests), spec.entrypoint)
 
     def input_digest(self, location: str) -> str:
-        return _digest(lambda: digests.file_digest(location), location)
+        return _digest(lambda: digests.file_digest(location, self.digests), location)
 
     # -- observe ---------------------------------------------------------
     def observe(
         self, endpoints: Sequence[model.Endpoint]
     ) -> Mapping[str, model.ServiceState | None]:
-        return {ep.name: self._observe_one(ep) for ep in endpoints}
+        """Each endpoint's definition file, the folder checked and opened once: read, or,
+        while the file is unchanged since a run read it (its key, see ``statcache``),
+        the owned fields that run took from it (``<stateDir>/cache/observed.json``: at
+        10,000 services, parsing 60 MB of definitions was most of a plan). What was seen
+        is kept for ``managed``, which then reads no file again."""
+        out: dict[str, model.ServiceState | None] = {}
+        seen: dict[str, tuple[tuple[int, ...], Any]] = {}
+        folder = str(self.services)
+        with safefs.Folder(self.services, root=self.state_dir, what=WHAT) as files:
+            for ep in endpoints:
+                name = _file_name(ep.web_service)  # refused in order
+                where = f"{folder}/{name}"
+                owned, info = self._owned(files, name, where)
+                if owned is None or info is None:
+                    out[ep.name] = None
+                    continue
+                seen[name] = (_identity(info), webservice.get(owned, "tags"))
+                out[ep.name] = common.service_state(owned, ep, uri_for=store.uri_for, where=where)
+        self._observed = seen
+        return out
 
-    def _observe_one(self, ep: model.Endpoint) -> model.ServiceState | None:
-        definition = self._read(ep.web_service)
-        if definition is None:
-            return None
-        where = str(self._path(ep.web_service))
-        return common.service_state(definition, ep, uri_for=store.uri_for, where=where)
+    def _owned(
+        self, files: safefs.Folder, name: str, where: str
+    ) -> tuple[dict[str, Any] | None, os.stat_result | None]:
+        """The definition ``name``, cut down to what observing it reads (``_owned_part``),
+        from the cache when its file is unchanged; (None, None) when there is none."""
+        info = files.regular(name)
+        if info is not None:
+            kept = self.observed.get(name, statcache.key_of(info))
+            if isinstance(kept, dict):
+                return kept, info
+        checked = statcache.now_ns()
+        data, info = files.read(name, safefs.DEFINITION_LIMIT)
+        if data is None or info is None:
+            return None, None
+        definition = _parse(data, where)
+        owned = _owned_part(definition)
+        if owned is None:
+            return definition, info  # not a definition observing can read: it says why
+        self.observed.put(name, statcache.key_of(info), checked, owned)
+        return owned, info
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
@@ -88,16 +129,32 @@ class LocalProvider:
         if not self.services.is_dir():
             return ()
         found = []
-        for path in sorted(self.services.glob("*.json")):
-            if not SERVICE_NAME.match(path.stem) or path.is_symlink():
+        with os.scandir(self.services) as listing:  # names and link-ness: no stat each
+            entries = sorted((e for e in listing if e.name.endswith(".json")), key=_name)
+        for entry in entries:
+            stem = entry.name.removesuffix(".json")
+            if not SERVICE_NAME.match(stem) or entry.is_symlink():
                 continue
-            definition = self._read(path.stem)
-            tags = webservice.get(definition, "tags") if definition else None
-            where = f"{self.services.name}/{path.name}"
-            listed = model.managed_from_tags(path.stem, tags or {}, where, path.stem)
+            tags = self._observed_or_read(entry)
+            where = f"{self.services.name}/{entry.name}"
+            listed = model.managed_from_tags(stem, tags or {}, where, stem)
             if listed is not None:
                 found.append(listed)
         return tuple(found)
+
+    def _observed_or_read(self, entry: os.DirEntry[str]) -> Any:
+        """The tags of the definition ``entry`` lists as the last ``observe`` read them, if
+        the file is still that one (same inode, size, modification and change times),
+        else read now (None: no definition)."""
+        kept = self._observed.get(entry.name)
+        if kept is not None:
+            try:
+                if _identity(entry.stat(follow_symlinks=False)) == kept[0]:
+                    return kept[1]
+            except OSError:
+                pass  # gone or unreadable since: the read says how
+        definition = self._read(entry.name.removesuffix(".json"))
+        return webservice.get(definition, "tags") if definition else None
 
     def definition(self, web_service: str) -> dict[str, Any] | None:
         """The whole stored definition (for status and tests)."""
@@ -303,49 +360,85 @@ class LocalProvider:
     def recover(self) -> list[str]:
         """Remove what dead runs left: training scratch and temporary files."""
         removed = [f"models/{name}" for name in self.store.sweep()]
-        for folder in (self.services, self.state_dir):
+        for folder in (self.services, self.state_dir, self.state_dir / CACHE):
             removed += [str(p.relative_to(self.state_dir)) for p in safefs.sweep_temporary(folder)]
         return removed
 
     # -- files -----------------------------------------------------------
     def _path(self, web_service: str) -> Path:
-        if not SERVICE_NAME.match(web_service):
-            raise errors.ProviderError(
-                f"web service name {web_service[:80]!r} is not usable as a local file name"
-            )
-        return self.services / f"{web_service}.json"
+        return self.services / _file_name(web_service)
 
     def _read(self, web_service: str) -> dict[str, Any] | None:
         path = self._path(web_service)
-        text = safefs.read_text(
-            path,
-            root=self.state_dir,
-            limit=safefs.DEFINITION_LIMIT,
-            what="web service definition",
+        data = safefs.read_bytes(
+            path, root=self.state_dir, limit=safefs.DEFINITION_LIMIT, what=WHAT
         )
-        if text is None:
-            return None
-        try:
-            loaded = json.loads(text)
-        except ValueError as e:
-            raise errors.ProviderError(
-                f"web service definition is unreadable: {str(e)[:200]}", where=str(path)
-            ) from e
-        except RecursionError:
-            raise errors.ProviderError(
-                "web service definition is nested too deeply", where=str(path)
-            ) from None
-        if not isinstance(loaded, dict):
-            raise errors.ProviderError(
-                "web service definition is not a JSON object", where=str(path)
-            )
-        return loaded
+        return None if data is None else _parse(data, path)
 
     def _write(self, web_service: str, definition: Mapping[str, Any]) -> None:
         data = (json.dumps(definition, indent=2) + "\n").encode()
-        safefs.write_atomic(
-            self._path(web_service), data, root=self.state_dir, what="web service definition"
+        safefs.write_atomic(self._path(web_service), data, root=self.state_dir, what=WHAT)
+
+
+WHAT = "web service definition"  # what errors call a definition file
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What tells a file's content has not changed since it was read: a rename-replace
+    gives a new inode, an edit in place a new change time (which no one can set back)."""
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _owned_part(definition: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What ``webservice.state_of_definition`` reads of ``definition`` (its assets' names
+    and model locations, its tags), in the same shape, so it reads the same from either;
+    None when the definition is not one it can read (that is never cached)."""
+    try:
+        assets = webservice.assets(definition)
+        webservice.owned_tags(definition)
+    except webservice.DefinitionError:
+        return None
+    kept = {
+        asset_id: {
+            "name": webservice.get(asset, "name"),
+            "locationInfo": {"uri": webservice.get(asset, "locationInfo", "uri")},
+        }
+        if isinstance(asset, dict)
+        else asset
+        for asset_id, asset in assets.items()
+    }
+    return {"properties": {"assets": kept}, "tags": webservice.get(definition, "tags")}
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _file_name(web_service: str) -> str:
+    """The definition file's name of ``web_service`` (refused when it could not name one)."""
+    if not SERVICE_NAME.match(web_service):
+        raise errors.ProviderError(
+            f"web service name {web_service[:80]!r} is not usable as a local file name"
         )
+    return f"{web_service}.json"
+
+
+def _parse(data: bytes, path: Path | str) -> dict[str, Any]:
+    """A definition file's bytes as its JSON object; anything else is a located error."""
+    text = safefs.decode(data, path, WHAT)
+    try:
+        loaded = json.loads(text)
+    except ValueError as e:
+        raise errors.ProviderError(
+            f"web service definition is unreadable: {str(e)[:200]}", where=str(path)
+        ) from e
+    except RecursionError:
+        raise errors.ProviderError(
+            "web service definition is nested too deeply", where=str(path)
+        ) from None
+    if not isinstance(loaded, dict):
+        raise errors.ProviderError("web service definition is not a JSON object", where=str(path))
+    return loaded
 
 
 def _digest(compute: Any, what: str) -> str:

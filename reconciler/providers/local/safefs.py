@@ -60,11 +60,74 @@ def read_bytes(path: Path, *, root: Path, limit: int, what: str) -> bytes | None
         os.close(fd)
 
 
+class Folder:
+    """A state folder checked and opened once, its files read relative to it
+    (``openat``): 10,000 definitions cost 10,000 opens, not also 20,000 ``realpath``
+    walks of the folder; a file is refused exactly as ``read_bytes`` refuses it."""
+
+    def __init__(self, folder: Path, *, root: Path, what: str) -> None:
+        self.folder, self.what = folder, what
+        inside(folder / "-", root=root, what=what)
+        try:
+            self.fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.fd = None
+        except OSError as e:
+            raise _refusal(e, folder, what) from e
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def regular(self, name: str) -> os.stat_result | None:
+        """The ``lstat`` of ``name`` when it is a regular file (None otherwise)."""
+        if self.fd is None:
+            return None
+        try:
+            info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return None
+        return info if stat.S_ISREG(info.st_mode) else None
+
+    def read(self, name: str, limit: int) -> tuple[bytes | None, os.stat_result | None]:
+        """The bytes of ``name`` (None when missing) and the ``fstat`` of what was read."""
+        if self.fd is None:
+            return None, None
+        return _read_at(self.fd, self.folder / name, limit, self.what)
+
+
+def _read_at(
+    dir_fd: int, path: Path, limit: int, what: str
+) -> tuple[bytes | None, os.stat_result | None]:
+    try:
+        fd = os.open(path.name, _READ, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        raise _refusal(e, path, what) from e
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise errors.ProviderError(
+                f"cannot read {what}: {_kind(info.st_mode)}", where=str(path)
+            )
+        return _read_limited(fd, path, limit, what), info
+    finally:
+        os.close(fd)
+
+
 def read_text(path: Path, *, root: Path, limit: int, what: str) -> str | None:
     """``read_bytes`` as UTF-8 text."""
     data = read_bytes(path, root=root, limit=limit, what=what)
-    if data is None:
-        return None
+    return None if data is None else decode(data, path, what)
+
+
+def decode(data: bytes, path: Path | str, what: str) -> str:
+    """A state file's bytes as UTF-8 text, or a located error."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

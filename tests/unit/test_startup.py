@@ -1,0 +1,84 @@
+"""Fast start: ``retrain --help`` imports none of the heavy libraries (deepdiff and the
+numpy it pulls in, jsonschema, rich, the Azure SDKs), and ``validate`` imports no Azure
+SDK whatever the backend. Each check runs in a fresh interpreter, so nothing this test
+process imported hides an import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("deepdiff", "numpy", "jsonschema", "rich", "azure", "requests", "yaml")
+SDKS = ("azure", "requests", "msal")
+SHOW = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+ENV = {  # what the Azure examples reference; validate never connects with them
+    "RETRAIN_STORAGE": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5;"
+    "EndpointSuffix=core.windows.net",
+    "RETRAIN_BES_KEY": "not-a-real-key",
+    "RETRAIN_CLASSIC_TOKEN": "not-a-real-token",
+}
+
+
+def imported(code: str) -> tuple[set[str], str]:
+    """The top-level packages imported by running ``code`` and then ``SHOW``, and what
+    ``code`` printed before that."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{SHOW}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # seconds: a cold interpreter on a loaded machine takes ~1
+        check=True,
+    )
+    *printed, modules = done.stdout.splitlines()
+    return {name.split(".")[0] for name in json.loads(modules)}, "\n".join(printed)
+
+
+def test_importing_the_cli_imports_no_heavy_library() -> None:
+    found, _ = imported("import reconciler.cli")
+    assert not found & set(HEAVY)
+    assert "click" in found  # the check sees imports at all
+
+
+def test_help_imports_no_heavy_library() -> None:
+    found, printed = imported("from reconciler import cli; cli.main(['--help'], {})")
+    assert "retrain validate" in printed
+    assert not found & set(HEAVY)
+
+
+def test_a_subcommands_help_imports_no_heavy_library() -> None:
+    found, printed = imported("from reconciler import cli; cli.main(['plan', '--help'], {})")
+    assert "--detailed-exitcode" in printed
+    assert not found & {"deepdiff", "numpy", "rich", "azure", "requests"}
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["retrain.yaml.example", "retrain.azure.yaml.example", "retrain.azureml.yaml.example"],
+)
+def test_validate_imports_no_azure_sdk(example: str) -> None:
+    code = (
+        "import os; from reconciler import cli\n"
+        f"code = cli.main(['validate', '-f', {example!r}], {ENV!r})\n"
+        "print('exit', code)"
+    )
+    found, printed = imported(code)
+    assert printed.splitlines()[-1] == "exit 0", printed
+    assert not found & set(SDKS)
+    assert "jsonschema" in found  # it did validate
+
+
+def test_a_command_loads_the_deferred_core_before_it_runs() -> None:
+    code = (
+        "import sys; from reconciler import cli\n"
+        "cli.main(['validate', '-f', 'retrain.yaml.example'], {})\n"
+        "from reconciler.cli import lazy\n"
+        "print(sorted(n for n in lazy.DEFERRED if type(sys.modules[n]).__name__ != 'module'))"
+    )
+    _found, printed = imported(code)
+    assert printed.splitlines()[-1] == "[]"
