@@ -22,7 +22,7 @@ from reconciler import (
     render,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lifecycle
+from reconciler.cli import jsonout, lifecycle, pagecmd
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -513,3 +513,6 @@ def _finite_seconds(value: float) -> float:
 
 cli.add_command(lifecycle.init_cmd)
 cli.add_command(lifecycle.models_group)
+
+# The status page (issue 12): the command lives in its own module, uvicorn imported lazily.
+cli.add_command(pagecmd.page_cmd)
