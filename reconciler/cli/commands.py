@@ -25,7 +25,7 @@ from reconciler import (
     trend,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lazy, lifecycle, watchcmd
+from reconciler.cli import jsonout, lazy, lifecycle, pagecmd, watchcmd
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -575,3 +575,4 @@ def _finite_seconds(value: float) -> float:
 cli.add_command(lifecycle.init_cmd)
 cli.add_command(lifecycle.models_group)
 cli.add_command(watchcmd.watch_cmd)  # retrain watch: the controller (issue 12)
+cli.add_command(pagecmd.page_cmd)  # retrain page: the status page alone (issue 12)
