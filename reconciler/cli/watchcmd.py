@@ -157,7 +157,7 @@ def watch_cmd(
         notify=_notify(env, url),
     )
     stop = threading.Event()
-    with _serving(env, controller, listen), _on_sigterm(env, stop):
+    with _serving(env, controller, listen, config), _on_sigterm(env, stop):
         env.err(f"Watching {config.manifest} ({'auto-apply' if auto_apply else 'report only'}).")
         controller.run(stop)
     env.err("Stopped.")
@@ -177,7 +177,9 @@ def _notify(env: options.Env, url: str | None) -> Callable[[notices.Notice], Non
 
 
 @contextmanager
-def _serving(env: options.Env, controller: loop.Controller, listen: str) -> Iterator[None]:
+def _serving(
+    env: options.Env, controller: loop.Controller, listen: str, config: settings.Settings
+) -> Iterator[None]:
     """The health and metrics server for the loop's life (none with ``--listen off``)."""
     from reconciler.watch import server
 
@@ -186,19 +188,24 @@ def _serving(env: options.Env, controller: loop.Controller, listen: str) -> Iter
         return
     sock = server.bind(listen)
     running = server.Server(
-        server.app(controller.health, controller.meters.text, extra_routes()), sock
+        server.app(controller.health, controller.meters.text, extra_routes(env, config)), sock
     )
     running.start()
-    env.err(f"Serving /healthz, /readyz and /metrics on {running.address}")
+    env.err(f"Serving the status page, /healthz, /readyz and /metrics on {running.address}")
     try:
         yield
     finally:
         running.stop()
 
 
-def extra_routes() -> list[BaseRoute]:
-    """More pages on the controller's server (the status page at ``/``): none yet."""
-    return []
+def extra_routes(env: options.Env, config: settings.Settings) -> list[BaseRoute]:
+    """The status page at ``/`` (and its JSON at ``/api/status``) on the controller's
+    server, read through a session of its own per view, as ``retrain page`` serves it."""
+    from reconciler.web import page, source
+
+    return page.page_routes(
+        source.ManifestSource(lambda: engine.open_session(config, env=env.vars))
+    )
 
 
 @contextmanager

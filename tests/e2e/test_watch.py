@@ -146,6 +146,10 @@ def test_watch_retrains_the_endpoint_whose_data_changed_then_stops_on_sigterm(
         assert seen[("retrain_training_duration_seconds_count", frozenset())] == 1
         assert any("promotion: bike-portland" in b["text"] for b in Receiver.bodies)
         assert hook not in watch.text()  # the webhook URL is a credential
+        status, page = get(f"{url}/")  # the status page, mounted on the controller's server
+        assert status == 200
+        assert all(f"bike-{city}" in page for city in ("seattle", "portland", "boston"))
+        assert after[:12] in page  # the retrained model, as the page shows fingerprints
 
         watch.proc.send_signal(signal.SIGTERM)
         assert watch.proc.wait(timeout=30) == 0
