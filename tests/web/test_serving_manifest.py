@@ -107,3 +107,33 @@ def test_an_api_key_is_a_secret_reference_never_a_literal(tmp_path: Path) -> Non
     assert key is not None and key.reveal() == "k" * 24
     assert "k" * 24 not in repr(loaded.endpoints[0])
     assert "k" * 24 in manifest.secret_values(loaded)  # so every output masks it
+
+
+@pytest.mark.parametrize(
+    ("example_file", "trainer_key", "service_line"),
+    [
+        ("retrain.azure.yaml.example", "    bes:\n", "    webService: bike-demand-${each.city}\n"),
+        ("retrain.azureml.yaml.example", "    command:\n", "    webService: bike-seattle "),
+    ],
+)
+def test_the_cloud_backends_refuse_the_local_serving_keys(
+    tmp_path: Path, example_file: str, trainer_key: str, service_line: str
+) -> None:
+    """Their web services score in the cloud: a predict or an apiKey would be ignored."""
+    import re
+
+    text = (ROOT / example_file).read_text()
+    assert text.count(trainer_key) == 1 and text.count(service_line) == 1
+    text = text.replace(trainer_key, "    predict: score.py:predict\n" + trainer_key)
+    at = text.index(service_line)
+    indent = " " * (len(service_line) - len(service_line.lstrip()))
+    text = text[:at] + f"{indent}apiKey: ${{env:BIKE_KEY}}\n" + text[at:]
+    path = tmp_path / "retrain.yaml"
+    path.write_text(text)
+    env = {name: "x" * 24 for name in re.findall(r"\$\{env:([A-Za-z_0-9]+)\}", text)}
+    env["RETRAIN_AZURE_STORAGE"] = "UseDevelopmentStorage=true"
+    with pytest.raises(errors.ManifestError) as info:
+        manifest.load(path, env=env, backends=list(providers.registry().values()))
+    found = "\n".join(info.value.problems)
+    assert "/trainers/bike-demand/predict: predict is " in found, found
+    assert "/apiKey: apiKey is " in found, found

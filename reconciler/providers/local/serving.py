@@ -94,6 +94,10 @@ class LocalScoring:
             if seen is not None and seen[0] == stamp:
                 return seen[1]  # another request loaded it meanwhile
             view, key = self._read(web_service)
+            if view is None:  # no such service: nothing kept (any name may be asked for)
+                self._seen.pop(web_service, None)
+                self._forget_unused()
+                return None
             self._seen[web_service] = (stamp, view, key)
             self._forget_unused()
             self._tell(web_service, view, changed=seen is not None)
