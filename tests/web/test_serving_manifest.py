@@ -130,7 +130,7 @@ def test_the_cloud_backends_refuse_the_local_serving_keys(
     text = text[:at] + f"{indent}apiKey: ${{env:BIKE_KEY}}\n" + text[at:]
     path = tmp_path / "retrain.yaml"
     path.write_text(text)
-    env = {name: "x" * 24 for name in re.findall(r"\$\{env:([A-Za-z_0-9]+)\}", text)}
+    env = dict.fromkeys(re.findall(r"\$\{env:([A-Za-z_0-9]+)\}", text), "x" * 24)
     env["RETRAIN_AZURE_STORAGE"] = "UseDevelopmentStorage=true"
     with pytest.raises(errors.ManifestError) as info:
         manifest.load(path, env=env, backends=list(providers.registry().values()))
