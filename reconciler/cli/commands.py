@@ -550,6 +550,40 @@ COMPLETE_VAR = "_RETRAIN_COMPLETE"  # click's default for prog_name "retrain"
 
 
 @cli.command()
+@manifest_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port."
+)
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="A line per request."
+)
+@click.pass_obj
+def serve(
+    env: Env, manifest: Path | None, state_dir: Path | None, host: str, port: int, access_log: bool
+) -> None:
+    """Answer scoring requests: POST /services/NAME/score, GET /services/NAME/swagger.json.
+
+    Each web service scores with the model it points at now: after an apply, the next
+    request is served by the new model, with no restart. Stops on Ctrl-C or SIGTERM.
+    """
+    from reconciler.web import page, source  # starlette and uvicorn: only when serving
+    from reconciler.web import serve as serving
+
+    config = settings_for(env, manifest=manifest, state_dir=state_dir)
+    session = session_for(env, config)
+    status = source.ManifestSource(lambda: engine.open_session(config, env=env.vars))
+    serving.run(
+        session,
+        host=host,
+        port=port,
+        log=env.err,
+        access_log=access_log,
+        extra=page.page_routes(status),  # the status page at /
+    )
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 @output_options
 @click.pass_obj

@@ -168,6 +168,65 @@ class Provider(Protocol):
         ...
 
 
+Rows = list[dict[str, Any]]
+"""Scoring rows: one mapping of column name to value per row."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scorable:
+    """One web service as a scoring server sees it now: its definition's request and
+    response schemas, the model it points at (``fingerprint``, ``version``) and ``score``,
+    that model's predictions for checked rows, one item per row. ``score`` is None when it
+    cannot score, and ``unavailable`` says why (no model yet, the model is gone, the
+    trainer declares no way to score...)."""
+
+    web_service: str
+    endpoint: str
+    title: str
+    input_schema: Mapping[str, Any]
+    """The definition's ``properties.input`` (a JSON-schema-like object of named tables)."""
+    output_schema: Mapping[str, Any]
+    parameters: Mapping[str, Any]
+    """The global parameters the definition declares (``properties.parameters``)."""
+    fingerprint: str | None
+    version: str | None
+    api_key: model.Secret | None
+    """What a scoring request must present as ``Authorization: Bearer``; None: no key."""
+    score: Callable[[Rows], Sequence[Any]] | None
+    unavailable: str = ""
+
+
+class Scoring(Protocol):
+    """A backend whose web services score in this process (``retrain serve``)."""
+
+    def names(self) -> Sequence[str]:
+        """Every web service it can describe: the manifest's and those on disk."""
+        ...
+
+    def current(self, web_service: str) -> Scorable | None:
+        """The service as it is now (a changed definition is read, its model loaded, before
+        this returns: the next request after an apply scores with the new model); None
+        when no such web service exists or is declared."""
+        ...
+
+
+def scoring_of(
+    provider: Provider,
+    endpoints: Sequence[model.Endpoint],
+    *,
+    log: Log,
+    scrub: Callable[[str], str],
+) -> Scoring | None:
+    """The provider's scoring for ``endpoints`` when its web services score in this
+    process (optional, like ``steps``: a cloud backend's services score in the cloud).
+    ``scrub`` masks the manifest's secrets in the reasons it gives."""
+    found = getattr(provider, "scoring", None)
+    if not callable(found):
+        return None
+    made: Scoring = found(endpoints, log, scrub)
+    return made
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
     """What a backend's factory is given besides the manifest's ``backend``: settings

@@ -1,5 +1,4 @@
-"""retrain over HTTP: the outer layer (beside ``cli``) that serves what the engine knows.
-
-Nothing here decides anything the core does not: the status page lays out what
-``engine.read_status`` and the history say, with the trend of each gate metric.
-"""
+"""retrain over HTTP: the outer layer (beside ``cli``) that serves what the engine knows:
+the server factory (``app``), web services that score (``serve``) and the status page
+(``page``). It reaches a backend only through the provider protocol, decides nothing the
+core does not, and starlette and uvicorn are imported only when a server starts."""

@@ -26,6 +26,7 @@ SECRET_FIELDS = (
     r"/(endpoints/\d+|defaults)/classic/apiKey",
 )
 SHOWN = 100  # characters of a refused input location quoted in its message
+LOCAL_SERVING = ("predict", "load")  # the local backend's trainer keys for retrain serve
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ class AzureBackend:
         return base.fragment_beside(__file__)
 
     def trainer(self, spec: Mapping[str, Any], site: Site, base: Path) -> model.TrainerSpec:
+        for other in LOCAL_SERVING:
+            if other in spec:
+                site.add((other,), f"{other} is for web services retrain serves locally")
         declared = spec.get("bes")
         if declared is None:
             site.add(
@@ -124,6 +128,8 @@ class AzureBackend:
                 "the default endpoint's trained model cannot be replaced; "
                 "name a non-default endpoint",
             )
+        if "apiKey" in spec:
+            site.add(("apiKey",), "apiKey is for web services retrain serves locally")
         _refuse_training_service(spec, site, trainer)
         if classic is None:
             return ResourceManager(spec.get("resourceGroup"))

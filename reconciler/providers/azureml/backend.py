@@ -33,7 +33,7 @@ NO_SECRET_PARAMETERS = (
     "the azureml backend passes parameters as a command job's literal inputs, which the "
     "workspace shows to anyone who can read jobs: give secrets to the job another way"
 )
-OTHER_BACKENDS = ("entrypoint", "bes")  # trainer fields of the other built-in backends
+OTHER_BACKENDS = ("entrypoint", "bes", "predict", "load")  # other built-in backends' fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ class AzureMLBackend:
     def address(
         self, spec: Mapping[str, Any], site: Site, trainer: model.Trainer | None
     ) -> model.Address:
-        for other in ("classic", "resourceGroup"):
+        for other in ("classic", "resourceGroup", "apiKey"):
             if other in spec:
                 site.add((other,), f"{other} is not an azureml endpoint field")
         if spec.get("secretParameters"):

@@ -25,6 +25,19 @@ MAX_TRAINER_BYTES = 4 * yamlsrc.MiB  # a trainer's source file; real ones are ki
 
 
 @dataclass(frozen=True, slots=True)
+class Service(model.Address):
+    """A local web service; ``api_key``: what ``retrain serve`` requires of a scoring
+    request (``Authorization: Bearer``), None for none."""
+
+    api_key: model.Secret | None = None
+
+
+def service_of(ep: model.Endpoint) -> Service:
+    """The endpoint's local address (the base type for one built elsewhere, as in tests)."""
+    return ep.address if isinstance(ep.address, Service) else Service()
+
+
+@dataclass(frozen=True, slots=True)
 class Program(model.TrainerSpec):
     """A local trainer: ``entrypoint`` is ``/abs/path/to/file.py:function``; ``code``
     lists the files whose content identifies it (the entrypoint's file first, then
@@ -34,6 +47,13 @@ class Program(model.TrainerSpec):
     code: tuple[str, ...] = ()
     parameters: tuple[str, ...] | None = None
     """What the entrypoint's module declares in ``PARAMETERS`` (None: no declaration)."""
+    predict: str = ""
+    """``/abs/file.py:function`` scoring rows with a loaded model (``retrain serve``);
+    "" when the trainer declares none. Not part of the trainer's identity: it does not
+    change what trains, so declaring or editing it changes no fingerprint."""
+    load: str = ""
+    """``/abs/file.py:function`` reading the model file; "": skops, trusting only the
+    types the predict module lists in ``TRUSTED_TYPES``."""
 
     def declared_parameters(self) -> frozenset[str] | None:
         return None if self.parameters is None else frozenset(self.parameters)
@@ -51,7 +71,7 @@ class LocalBackend:
     """The embedded local backend (see ``providers.base.Backend``)."""
 
     name = NAME
-    secret_fields: tuple[str, ...] = ()
+    secret_fields: tuple[str, ...] = (r"/(endpoints/\d+|defaults)/apiKey",)
 
     def schema_fragment(self) -> Mapping[str, Any]:
         return base.fragment_beside(__file__)
@@ -77,7 +97,8 @@ class LocalBackend:
             )
         if spec.get("classic") is not None:
             site.add(("classic",), "classic endpoints need the azure backend")
-        return model.Address()
+        key = spec.get("apiKey")
+        return Service(key if isinstance(key, model.Secret) else None)
 
     def starter(self) -> Mapping[str, Path]:
         """What ``retrain init`` writes: a manifest, a stdlib-only trainer, its data and
@@ -138,7 +159,31 @@ def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
         for i, dep in enumerate(spec.get("dependencies", []))
     ]
     code = tuple(str(p) for p in [entry, *deps] if p is not None)
-    return Program(f"{entry or file_part}:{function}", code, declared)
+    serving = {key: _function(spec, key, site, base, entry) for key in SERVING}
+    return Program(f"{entry or file_part}:{function}", code, declared, **serving)
+
+
+SERVING = ("predict", "load")  # trainer keys naming how its model scores (retrain serve)
+
+
+def _function(spec: Mapping[str, Any], key: str, site: Site, base: Path, entry: Path | None) -> str:
+    """The trainer's ``key`` (``file.py:function``) resolved, "" when not declared; a
+    missing file or function is a problem at its line. A file that cannot be parsed is
+    said once: when it is the entrypoint's, at the entrypoint."""
+    if key not in spec:
+        return ""
+    file_part, function = spec[key].rsplit(":", 1)
+    found = problems.existing_file(base, file_part, site, (key,))
+    if found is None:
+        return ""
+    shown = problems.show(file_part)
+    tree, unreadable = _parsed(found, shown)
+    if tree is None:
+        if found != entry:
+            site.add((key,), unreadable)
+    elif not _defines(tree, function):
+        site.add((key,), f"{shown} defines no function {function!r}")
+    return f"{found}:{function}"
 
 
 def _function_problem(
@@ -146,24 +191,35 @@ def _function_problem(
 ) -> tuple[str | None, tuple[str, ...] | None]:
     """Why ``path`` (``shown`` in messages) cannot serve ``function`` (None when it can),
     and the parameter names the file declares (see ``declared_parameters``)."""
+    tree, unreadable = _parsed(path, shown)
+    if tree is None:
+        return unreadable, None
+    declared = declared_parameters(tree)
+    if _defines(tree, function):
+        return None, declared
+    return f"{shown} defines no function {function!r}", declared
+
+
+def _defines(tree: ast.Module, function: str) -> bool:
+    return any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body)
+
+
+def _parsed(path: Path, shown: str) -> tuple[ast.Module | None, str]:
+    """The file's syntax tree, or None and why it cannot be read or parsed."""
     try:
         text = yamlsrc.read_bounded(path, MAX_TRAINER_BYTES, shown).decode("utf-8")
     except yamlsrc.SourceError as e:
-        return str(e), None
+        return None, str(e)
     except UnicodeDecodeError:
-        return f"{shown} is not UTF-8 text", None
+        return None, f"{shown} is not UTF-8 text"
     try:
-        tree = ast.parse(text)
+        return ast.parse(text), ""
     except SyntaxError as e:
-        return f"{shown} has a syntax error at line {e.lineno}: {e.msg}", None
+        return None, f"{shown} has a syntax error at line {e.lineno}: {e.msg}"
     except (RecursionError, MemoryError):
         # CPython's parser gives these (cleanly, its own guard) for expressions nested
         # thousands deep; the file is at most MAX_TRAINER_BYTES, so it is not real memory.
-        return f"{shown} is nested too deeply to parse", None
-    declared = declared_parameters(tree)
-    if any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body):
-        return None, declared
-    return f"{shown} defines no function {function!r}", declared
+        return None, f"{shown} is nested too deeply to parse"
 
 
 DECLARATION = "PARAMETERS"  # the module-level name a trainer declares its parameters with

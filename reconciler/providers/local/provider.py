@@ -156,6 +156,14 @@ class LocalProvider:
         definition = self._read(entry.name.removesuffix(".json"))
         return webservice.get(definition, "tags") if definition else None
 
+    def scoring(
+        self, endpoints: Sequence[model.Endpoint], log: base.Log, scrub: Callable[[str], str]
+    ) -> base.Scoring:
+        """The web services as ``retrain serve`` scores them (``serving``)."""
+        from reconciler.providers.local import serving
+
+        return serving.LocalScoring(self, endpoints, log=log, scrub=scrub)
+
     def definition(self, web_service: str) -> dict[str, Any] | None:
         """The whole stored definition (for status and tests)."""
         return self._read(web_service)
