@@ -34,6 +34,8 @@ class Program(model.TrainerSpec):
     code: tuple[str, ...] = ()
     parameters: tuple[str, ...] | None = None
     """What the entrypoint's module declares in ``PARAMETERS`` (None: no declaration)."""
+    resources: tuple[tuple[str, float | int | str], ...] = ()
+    """The manifest's ``resources`` (cpus, gpus, memory) for a cluster runner, as pairs."""
 
     def declared_parameters(self) -> frozenset[str] | None:
         return None if self.parameters is None else frozenset(self.parameters)
@@ -85,7 +87,12 @@ class LocalBackend:
         return base.starter_beside(__file__, STARTER)
 
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
-        return section.get("parallelism")
+        declared = section.get("parallelism")
+        if declared is None and _runner_kind(section) == "ray":
+            from reconciler.providers.local import ray_runner  # imports no ray until a job runs
+
+            return ray_runner.PARALLELISM
+        return declared
 
     def create(self, backend: model.Backend, context: base.Context) -> base.Provider:
         from reconciler.providers.local import provider
@@ -94,7 +101,10 @@ class LocalBackend:
         root = context.state_dir or declared
         _warn_if_elsewhere(root, [declared, context.manifest_dir / STATE_DIR], context.log)
         return provider.LocalProvider(
-            state_dir=root.resolve(), workdir=context.manifest_dir, env=context.env
+            state_dir=root.resolve(),
+            workdir=context.manifest_dir,
+            env=context.env,
+            training=_runner(backend.section, context, root),
         )
 
 
@@ -106,6 +116,23 @@ STARTER = {  # what `retrain init` writes (destination: file in ``starter/``)
     "webservice.json": "webservice.json",
 }
 HISTORY = "history.jsonl"  # the file whose presence says a state directory has been used
+
+
+def _runner_kind(section: Mapping[str, Any]) -> str:
+    found = section.get("runner") or {}
+    return str(found.get("kind", "subprocess")) if isinstance(found, Mapping) else "subprocess"
+
+
+def _runner(section: Mapping[str, Any], context: base.Context, root: Path) -> Any:
+    """The manifest's runner: None for the default (the provider makes a subprocess one)."""
+    if _runner_kind(section) != "ray":
+        return None
+    from reconciler.providers.local import ray_runner
+
+    config = ray_runner.settings(
+        section["runner"], manifest_dir=context.manifest_dir, state_dir=root
+    )
+    return ray_runner.RayRunner(config, log=context.log)
 
 
 def _warn_if_elsewhere(root: Path, others: list[Path], log: base.Log) -> None:
@@ -138,7 +165,8 @@ def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
         for i, dep in enumerate(spec.get("dependencies", []))
     ]
     code = tuple(str(p) for p in [entry, *deps] if p is not None)
-    return Program(f"{entry or file_part}:{function}", code, declared)
+    resources = tuple(sorted(spec.get("resources", {}).items()))
+    return Program(f"{entry or file_part}:{function}", code, declared, resources)
 
 
 def _function_problem(
