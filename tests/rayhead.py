@@ -64,6 +64,9 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
         "--dashboard-port", str(dashboard),
         "--ray-client-server-port", str(free_port()),
+        "--dashboard-agent-listen-port", str(free_port()),
+        "--dashboard-agent-grpc-port", str(free_port()),
+        "--metrics-export-port", str(free_port()),
         "--temp-dir", str(temp),
         "--disable-usage-stats",
     ]  # fmt: skip

@@ -18,7 +18,6 @@ from reconciler.providers.local import backend as local_backend
 from reconciler.providers.local import provider as local
 from tests.fakes.fixtures import azurite  # noqa: F401 - the azure harness's emulator
 from tests.providers import memory, plugin
-from tests.rayhead import ray_head  # noqa: F401 - the ray harness's head
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

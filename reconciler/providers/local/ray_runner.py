@@ -88,8 +88,13 @@ def submission_id(fp: str, attempt: int, store_root: str) -> str:
     store at ``store_root`` on this host. The store is part of the name because a cluster
     is shared: another project (or a fresh checkout) training the same model collects its
     own job's outputs into its own store, and must neither follow nor block this one's."""
+    return f"{job_prefix(store_root)}-{fp}-{attempt}"
+
+
+def job_prefix(store_root: str) -> str:
+    """What the submission ids of every job for the store at ``store_root`` begin with."""
     where = f"{socket.gethostname()}:{store_root}".encode()
-    return f"retrain-{hashlib.sha256(where).hexdigest()[:STORE_TAG]}-{fp}-{attempt}"
+    return f"retrain-{hashlib.sha256(where).hexdigest()[:STORE_TAG]}"
 
 
 def memory_bytes(value: int | str) -> int:
