@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from reconciler import errors, manifest, providers
-from reconciler.providers.local import ray_channel, ray_runner
+from reconciler.providers.local import ray_channel, ray_runner, runner
+from reconciler.providers.local import retrain_ray_job as job_side
 from tests.conftest import ROOT
 
 
@@ -161,3 +166,205 @@ def test_neither_help_nor_the_subprocess_path_imports_ray() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- the claim/follow logic against a scripted Jobs API (the real one: tests/e2e/test_ray.py)
+class FakeJobs:
+    """A JobSubmissionClient whose jobs end as ``outcome`` says: ``SUCCEEDED`` (outputs
+    written to storage), ``FAILED`` (exit 1, ``logs``), ``GONE`` (the channel was gone),
+    ``RUNNING`` (never ends)."""
+
+    def __init__(self, storage: Path, outcome: str = "SUCCEEDED", logs: str = "") -> None:
+        self.storage = storage
+        self.outcome = outcome
+        self.logs = logs
+        self.jobs: dict[str, SimpleNamespace] = {}
+        self.submitted: list[str] = []
+        self.stopped: list[str] = []
+        self.entrypoints: list[str] = []
+        self.runtime_envs: list[dict[str, Any]] = []
+
+    def add(self, sid: str, status: str, exit_code: int | None = None) -> None:
+        now = time.time() * 1000
+        self.jobs[sid] = SimpleNamespace(
+            status=status, start_time=now, end_time=now, message="", driver_exit_code=exit_code
+        )
+
+    def submit_job(self, **kw: Any) -> str:
+        sid = kw["submission_id"]
+        if sid in self.jobs:
+            raise RuntimeError(f"Job with submission_id {sid} already exists.")
+        self.submitted.append(sid)
+        self.entrypoints.append(kw["entrypoint"])
+        self.runtime_envs.append(kw["runtime_env"])
+        if self.outcome == "SUCCEEDED":
+            (self.storage / sid).mkdir(parents=True)
+            (self.storage / sid / "model.ilearner").write_text("m")
+            (self.storage / sid / "evaluation.csv").write_text("metric,value\nR2,0.9\n")
+        codes = {"FAILED": 1, "GONE": job_side.CHANNEL_GONE}
+        status = "FAILED" if self.outcome == "GONE" else self.outcome
+        self.add(sid, status, codes.get(self.outcome, 0))
+        return str(sid)
+
+    def get_job_info(self, sid: str) -> SimpleNamespace:
+        if sid not in self.jobs:
+            raise RuntimeError(f"Request failed with status code 404: Job {sid} does not exist.")
+        return self.jobs[sid]
+
+    def get_job_logs(self, sid: str) -> str:
+        return self.logs
+
+    def stop_job(self, sid: str) -> bool:
+        self.stopped.append(sid)
+        self.jobs[sid].status = "STOPPED"
+        return True
+
+
+@dataclass
+class Rig:
+    ray: ray_runner.RayRunner
+    jobs: FakeJobs
+    store: Path
+    scratch: Path
+    lines: list[str]
+
+    def launch(self, timeout: float = 60, secrets: dict[str, str] | None = None) -> runner.Launch:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "entrypoint": f"{self.store.parent.parent / 'train.py'}:train",
+            "code": [str(self.store.parent.parent / "train.py")],
+            "inputs": {},
+            "parameters": {},
+            "trainer": "t",
+            "fingerprint": FP,
+            "scratch": str(self.scratch),
+            "store": str(self.store),
+            "metadata": {"fingerprint": FP},
+        }
+        return runner.Launch(spec, secrets or {}, timeout)
+
+    def sid(self, attempt: int) -> str:
+        return ray_runner.submission_id(FP, attempt, str(self.store))
+
+
+FP = "b" * 64
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    config = ray_runner.settings(
+        {"address": "http://127.0.0.1:1"}, manifest_dir=tmp_path, state_dir=tmp_path / "state"
+    )
+    jobs = FakeJobs(config.storage)
+    lines: list[str] = []
+    made = ray_runner.RayRunner(config, log=lines.append, client=jobs, sleep=lambda _s: None)
+    (tmp_path / "train.py").write_text("def train(**kw): ...\n")
+    store = tmp_path / "state" / "models"
+    yield Rig(made, jobs, store, store / ".job-x", lines)
+    made._channel.close()
+
+
+def test_a_new_model_is_one_submitted_job_collected_into_the_store(rig: Rig) -> None:
+    rig.ray.run(rig.launch())
+    assert rig.jobs.submitted == [rig.sid(1)]
+    assert (rig.store / FP / "model.ilearner").read_text() == "m"
+    assert not (rig.ray.config.storage / rig.sid(1)).exists()  # collected, then removed
+    env = rig.jobs.runtime_envs[0]
+    assert "env_vars" not in env and env["working_dir"] == str(rig.store.parent.parent)
+    assert "/state/" in env["excludes"]  # the state directory is never uploaded
+
+
+def test_a_running_job_of_a_dead_apply_is_followed_not_submitted_again(rig: Rig) -> None:
+    rig.jobs.add(rig.sid(1), "RUNNING")
+    rig.jobs.outcome = "RUNNING"
+    follow = rig.ray._follow
+
+    def finish(sid: str, launch: runner.Launch) -> Any:
+        rig.jobs.jobs[sid].status = "SUCCEEDED"
+        (rig.jobs.storage / sid).mkdir(parents=True)
+        (rig.jobs.storage / sid / "model.ilearner").write_text("m")
+        (rig.jobs.storage / sid / "evaluation.csv").write_text("metric,value\nR2,0.9\n")
+        return follow(sid, launch)
+
+    rig.ray._follow = finish  # type: ignore[method-assign]
+    rig.ray.run(rig.launch())
+    assert rig.jobs.submitted == []
+    assert f"following Ray job {rig.sid(1)} (RUNNING)" in "\n".join(rig.lines)
+    assert (rig.store / FP / "model.ilearner").is_file()
+
+
+def test_an_earlier_failure_makes_the_next_attempt(rig: Rig) -> None:
+    rig.jobs.add(rig.sid(1), "FAILED", 1)
+    rig.jobs.add(rig.sid(2), "STOPPED")
+    rig.ray.run(rig.launch())
+    assert rig.jobs.submitted == [rig.sid(3)]
+
+
+def test_a_job_that_found_its_apply_gone_is_submitted_again_once(rig: Rig) -> None:
+    rig.jobs.add(rig.sid(1), "PENDING")
+    follow = rig.ray._follow
+
+    def gone_then_real(sid: str, launch: runner.Launch) -> Any:
+        if sid == rig.sid(1):
+            rig.jobs.jobs[sid].status = "FAILED"
+            rig.jobs.jobs[sid].driver_exit_code = job_side.CHANNEL_GONE
+        return follow(sid, launch)
+
+    rig.ray._follow = gone_then_real  # type: ignore[method-assign]
+    rig.ray.run(rig.launch())
+    assert rig.jobs.submitted == [rig.sid(2)]
+    assert (rig.store / FP / "model.ilearner").is_file()
+
+
+def test_a_failed_job_reports_its_last_log_line_masked(rig: Rig) -> None:
+    rig.jobs.outcome = "FAILED"
+    rig.jobs.logs = "Traceback...\nRuntimeError: token tok-12345678 refused\n"
+    with pytest.raises(errors.TrainingError) as caught:
+        rig.ray.run(rig.launch(secrets={"TOKEN": "tok-12345678"}))
+    assert "RuntimeError: token (sensitive) refused" in str(caught.value)
+    assert "tok-12345678" not in str(caught.value)
+    assert not (rig.store / FP).exists()
+
+
+def test_a_job_past_its_timeout_is_stopped(rig: Rig) -> None:
+    rig.jobs.outcome = "RUNNING"
+    launch = rig.launch(timeout=-1)  # already past it
+    with pytest.raises(errors.TrainingError, match="timed out"):
+        rig.ray.run(launch)
+    assert rig.jobs.stopped == [rig.sid(1)]
+
+
+def test_a_submit_racing_another_follows_the_winner(rig: Rig) -> None:
+    real = rig.jobs.submit_job
+
+    def lose(**kw: Any) -> str:
+        real(**kw)  # the other apply's submit, just before ours
+        return real(**kw)
+
+    rig.jobs.submit_job = lose  # type: ignore[method-assign]
+    rig.ray.run(rig.launch())
+    assert rig.jobs.submitted == [rig.sid(1)]
+    assert "submitted meanwhile" in "\n".join(rig.lines)
+
+
+def test_the_entrypoint_names_a_ticket_and_no_secret(rig: Rig) -> None:
+    rig.ray.run(rig.launch(secrets={"TOKEN": "tok-12345678"}))
+    (entrypoint,) = rig.jobs.entrypoints
+    assert entrypoint.startswith("python -m retrain_ray_job http://127.0.0.1:")
+    assert "tok-12345678" not in entrypoint and "TOKEN" not in entrypoint
+
+
+def test_cancel_stops_following_and_leaves_the_job(rig: Rig) -> None:
+    rig.jobs.add(rig.sid(1), "RUNNING")
+    rig.ray.cancel()
+    with pytest.raises(errors.StoppedError, match="the next apply follows it"):
+        rig.ray.run(rig.launch())
+    assert rig.jobs.stopped == []
+
+
+def test_a_dependency_outside_the_trainers_folder_is_refused(rig: Rig, tmp_path: Path) -> None:
+    launch = rig.launch()
+    spec = dict(launch.spec) | {"code": [*launch.spec["code"], "/elsewhere/helpers.py"]}
+    with pytest.raises(errors.ProviderError, match="must be in the trainer's folder"):
+        rig.ray.run(runner.Launch(spec, {}, 60))
+    assert rig.jobs.submitted == []

@@ -216,7 +216,9 @@ class RayRunner:
     def _excludes(self, folder: Path) -> list[str]:
         """Ray's gitignore-style patterns, relative to the working_dir."""
         inside = [
-            f"/{p.relative_to(folder)}/" for p in self.config.excluded if p.is_relative_to(folder)
+            f"/{p.relative_to(folder)}/"
+            for p in self.config.excluded
+            if p.is_relative_to(folder) and p != folder  # "/./" would exclude everything
         ]
         return [*EXCLUDED, *inside]
 
