@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import errors, manifest, providers
+from reconciler import errors, manifest, providers, redact
 from reconciler.providers.local import ray_channel, ray_runner, runner
 from reconciler.providers.local import retrain_ray_job as job_side
 from tests.conftest import ROOT
@@ -368,3 +368,18 @@ def test_a_dependency_outside_the_trainers_folder_is_refused(rig: Rig, tmp_path:
     with pytest.raises(errors.ProviderError, match="must be in the trainer's folder"):
         rig.ray.run(runner.Launch(spec, {}, 60))
     assert rig.jobs.submitted == []
+
+
+def test_secret_parameters_are_masked_by_the_job_too(rig: Rig) -> None:
+    rig.ray.scrub = redact.Redactor(["param-secret-99"])
+    launch = rig.launch(secrets={"TOKEN": "tok-12345678"})
+    spec = dict(launch.spec) | {"parameters": {"token": "param-secret-99", "n": 3, "k": "v"}}
+    found = rig.ray._secret_values(runner.Launch(spec, launch.secrets, 60))
+    assert found == ["tok-12345678", "param-secret-99"]
+
+
+def test_a_jobs_instructions_leave_memory_when_it_ends(rig: Rig) -> None:
+    rig.ray.run(rig.launch(secrets={"TOKEN": "tok-12345678"}))
+    (entrypoint,) = rig.jobs.entrypoints
+    url, ticket = entrypoint.split()[-2:]
+    assert fetch(f"{url}/job/{ticket}")[0] == 404

@@ -132,7 +132,7 @@ def _runner(section: Mapping[str, Any], context: base.Context, root: Path) -> An
     config = ray_runner.settings(
         section["runner"], manifest_dir=context.manifest_dir, state_dir=root
     )
-    return ray_runner.RayRunner(config, log=context.log)
+    return ray_runner.RayRunner(config, log=context.log, scrub=context.scrub)
 
 
 def _warn_if_elsewhere(root: Path, others: list[Path], log: base.Log) -> None:

@@ -113,24 +113,30 @@ class RayRunner:
         config: Settings,
         *,
         log: base.Log,
+        scrub: redact.Redactor | None = None,
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.log = log
+        self.scrub = scrub or redact.Redactor()  # the manifest's secrets (secret parameters too)
         self.sleep = sleep
         self._client = client
         self._client_lock = threading.Lock()
         self._channel = ray_channel.Channel(config.callback_host)
         self._cancelled = threading.Event()
         self._submitted: set[str] = set()  # ids this process submitted (its channel serves them)
+        self._tickets: dict[str, str] = {}  # submission id -> its ticket, until the job ends
 
     # -- the seam ------------------------------------------------------------
     def run(self, launch: runner.Launch) -> None:
         folder = self._folder(launch)
         for _retry in range(2):  # a followed job that found a dead channel is tried once more
             sid = self._claim(launch, folder)
-            info = self._follow(sid, launch)
+            try:
+                info = self._follow(sid, launch)
+            finally:  # an ended (or no longer followed) job's instructions go from memory
+                self._channel.withdraw(self._tickets.pop(sid, ""))
             if str(_status(info)) == SUCCEEDED:
                 self._publish(sid, info, launch)
                 return
@@ -175,6 +181,7 @@ class RayRunner:
             "parameters": dict(spec["parameters"]),
             "inputs": {name: Path(path).name for name, path in inputs.items()},
             "env": {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **launch.secrets},
+            "mask": self._secret_values(launch),
             "output": str(self.config.storage),
         }
         ticket = self._channel.offer(payload, inputs)
@@ -201,8 +208,15 @@ class RayRunner:
             self.log(f"training {_short(launch)}: following Ray job {sid} (submitted meanwhile)")
             return sid
         self._submitted.add(sid)
+        self._tickets[sid] = ticket
         self.log(f"training {_short(launch)}: submitted Ray job {sid}")
         return sid
+
+    def _secret_values(self, launch: runner.Launch) -> list[str]:
+        """What the job masks in its output: the trainer's secrets, and each parameter
+        value that holds one of the manifest's secrets (a secret parameter)."""
+        values = [str(v) for v in launch.spec["parameters"].values() if isinstance(v, str)]
+        return [*launch.secrets.values(), *(v for v in values if self.scrub(v) != v)]
 
     def _resources(self, launch: runner.Launch) -> dict[str, Any]:
         wanted = dict(launch.spec.get("resources") or {})
@@ -259,7 +273,7 @@ class RayRunner:
 
     def _failure(self, sid: str, info: Any, launch: runner.Launch) -> errors.ReconcilerError:
         """The job's reason, masked: its log's last line, else Ray's own message."""
-        scrub = redact.Redactor(launch.secrets.values())
+        scrub = self.scrub.extend(self._secret_values(launch))
         logs = self._call("read a job's logs", lambda c: str(c.get_job_logs(sid) or ""))
         last = (
             subprocess_runner.last_error(scrub(logs)) if logs.strip() else scrub(info.message or "")

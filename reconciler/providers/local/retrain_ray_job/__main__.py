@@ -6,7 +6,8 @@
    ticket is then void). Nothing of this is written down except the inputs' content.
 2. Run the trainer in a child process (``retrain_ray_job.train``) with its secrets in its
    environment, the instructions on its stdin, and its output passed on line by line with
-   every secret value masked, so Ray's job log (a file on the cluster) never holds one.
+   every secret value (environment secrets, secret parameters) masked, so Ray's job log
+   (a file on the cluster) never holds one.
 3. Write the outputs into ``STORAGE/.partial-ID/`` and, only when the trainer succeeded and
    both outputs exist, rename that folder to ``STORAGE/ID/`` (atomic): a job stopped or
    killed halfway leaves a partial folder, which retrain never publishes.
@@ -87,7 +88,7 @@ def _run(job: Mapping[str, Any], inputs: Mapping[str, str]) -> int:
         "model_path": str(partial / MODEL_FILE),
         "evaluation_path": str(partial / EVALUATION_FILE),
     }
-    code = _train(instructions, job["env"])
+    code = _train(instructions, job["env"], job.get("mask", []))
     if code != 0:
         return code
     problem = _missing(partial)
@@ -101,7 +102,7 @@ def _run(job: Mapping[str, Any], inputs: Mapping[str, str]) -> int:
     return 0
 
 
-def _train(instructions: Mapping[str, Any], secrets: Mapping[str, str]) -> int:
+def _train(instructions: Mapping[str, Any], secrets: Mapping[str, str], mask: list[str]) -> int:
     """The trainer in a child process; its output masked and passed on. Returns its status."""
     child = subprocess.Popen(
         [sys.executable, "-m", "retrain_ray_job.train"],
@@ -119,9 +120,9 @@ def _train(instructions: Mapping[str, Any], secrets: Mapping[str, str]) -> int:
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write(json.dumps(dict(instructions)).encode())
     child.stdin.close()
-    mask = _masker(secrets.values())
+    masked = _masker([*secrets.values(), *mask])
     for line in child.stdout:
-        sys.stdout.write(mask(line.decode("utf-8", errors="replace")))
+        sys.stdout.write(masked(line.decode("utf-8", errors="replace")))
         sys.stdout.flush()
     return child.wait()
 
