@@ -44,9 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler import errors
-from reconciler.providers import evaluation
-from reconciler.providers.local import store
+# No import of ``reconciler`` here: the supervisor runs this file by path (``python -P``,
+# see SubprocessRunner) with the standard library only, so it watches ``ALIVE_FD`` within
+# milliseconds of starting. Importing the package (its registry, deepdiff...) takes a few
+# hundred ms, several times that on a loaded machine: an apply killed meanwhile left its
+# trainer running past the chaos harness's grace. The worker imports it after the fork.
 
 OUTPUT_INVALID = 3  # exit status: the trainer ran but its outputs are unusable (message on stderr)
 POLL_SECONDS = 0.1  # how often the supervisor looks at its worker between pipe events
@@ -104,6 +106,7 @@ def load_function(entrypoint: str) -> Any:
 
 def main(argv: list[str]) -> int:
     alive = int(argv[1])
+    sys.path.insert(0, os.getcwd())  # as ``python -m`` had it: the manifest's folder first
     job = json.loads(sys.stdin.buffer.read())
     scratch = os.open(job["scratch"], os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(scratch, fcntl.LOCK_SH)  # a live run's scratch: the next run's sweep keeps it
@@ -197,6 +200,9 @@ def _die_with(parent: int) -> None:
 
 def _work(job: dict[str, Any], phase: int) -> int:
     """Train, check the outputs, publish the model. Returns the exit status."""
+    from reconciler import errors
+    from reconciler.providers.local import store
+
     scratch = Path(job["scratch"])
     model_path = scratch / store.MODEL_FILE
     evaluation_path = scratch / store.EVALUATION_FILE
@@ -239,6 +245,9 @@ def _work(job: dict[str, Any], phase: int) -> int:
 def output_metrics(trainer: str, model_file: Path, evaluation_file: Path) -> dict[str, float]:
     """The metrics of a finished job's outputs; ``errors.TrainingError`` when they are
     unusable (no model, no or bad evaluation). Every runner checks outputs with this."""
+    from reconciler import errors
+    from reconciler.providers import evaluation
+
     if not model_file.is_file() or model_file.stat().st_size == 0:
         raise errors.TrainingError(f"trainer {trainer!r} wrote no model")
     try:

@@ -23,7 +23,7 @@ from reconciler.providers.local import runner
 
 KILL_WAIT = 10  # seconds to reap a killed trainer
 STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
-SUPERVISOR = "reconciler.providers.local.runner"
+SUPERVISOR = runner.__file__  # run by path with -P: no package import before it watches
 
 
 class SubprocessRunner:
@@ -50,7 +50,7 @@ class SubprocessRunner:
         alive_r, alive_w = os.pipe()
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR, str(alive_r)],
+                [sys.executable, "-P", SUPERVISOR, str(alive_r)],
                 cwd=self.workdir,
                 env=env,
                 stdin=subprocess.PIPE,
