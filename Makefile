@@ -11,8 +11,14 @@ AZURITE := tests/fakes/node_modules/.installed
 
 install: $(VENV)/.installed
 
-# What the tests need besides: the Azurite emulator.
-install-test: install $(AZURITE)
+# What the tests need besides: the Azurite emulator, and Ray for the Ray runner's tests.
+install-test: install $(AZURITE) $(VENV)/.ray-installed
+
+# The extra retrain[ray] (the Ray runner; its tests start a real local Ray head), at the
+# locked versions. Separate from `make install`, so `make demo` does not fetch Ray.
+$(VENV)/.ray-installed: $(VENV)/.installed
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[examples,dev,ray]'
+	touch $@
 
 # The Azurite blob emulator for the Azure tests (npm; pinned in tests/fakes/package-lock.json).
 $(AZURITE): tests/fakes/package-lock.json

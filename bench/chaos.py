@@ -86,10 +86,11 @@ def make_project(root: Path, fleet: checks.Fleet) -> checks.Project:
     shutil.copy(HERE / "chaos_trainer.py", root / "trainer.py")
     shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", root / "webservice.json")
     items = ", ".join(f'{{i: "{i:03d}", g: "{i % fleet.models}"}}' for i in range(fleet.endpoints))
+    runner = f', runner: {{kind: ray, address: "{fleet.ray}"}}' if fleet.ray else ""
     project.manifest.write_text(
         f"""\
 apiVersion: retrain/v1
-backend: {{kind: local, local: {{stateDir: .retrain, parallelism: {fleet.parallelism}}}}}
+backend: {{kind: local, local: {{stateDir: .retrain, parallelism: {fleet.parallelism}{runner}}}}}
 trainers:
   chaos:
     entrypoint: trainer.py:train
@@ -365,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--signals", default="KILL,TERM,INT", help="comma-separated, of KILL,TERM,INT"
     )
+    parser.add_argument(
+        "--ray", default="", help="train on the Ray cluster at this Jobs API address (Ray runner)"
+    )
     parser.add_argument("--label", default="latest", help="the results section to (re)write")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown results file")
     args = parser.parse_args(argv)
@@ -373,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--signals: choose from {','.join(SIGNALS)} (got {args.signals!r})")
     if args.kills < 1 or args.endpoints < 1 or not 1 <= args.models <= args.endpoints:
         parser.error("--kills and --endpoints must be >= 1, and 1 <= --models <= --endpoints")
-    fleet = checks.Fleet(args.endpoints, args.models, args.trainer_seconds)
+    fleet = checks.Fleet(args.endpoints, args.models, args.trainer_seconds, ray=args.ray)
     result = campaign(fleet, seed=args.seed, kills=args.kills, signals=signals, say=print)
     print(chaos_report.table(result))
     chaos_report.write(args.results, args.label, result, argv=sys.argv[1:])

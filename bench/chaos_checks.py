@@ -52,6 +52,7 @@ class Fleet:
     models: int = 4  # distinct fingerprints per round, each shared by endpoints/models services
     seconds: float = 2.0  # each trainer run's wall time: longer than ORPHAN_GRACE
     parallelism: int = 2  # training jobs at once (one per core on the 2-core CI machine)
+    ray: str = ""  # a Ray Jobs API address: train there (the Ray runner); "": subprocesses
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import cli
+from tests.rayhead import ray_head  # noqa: F401 - one real Ray head per session, if used
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_ENV = "RETRAIN_TEST_SECRET"

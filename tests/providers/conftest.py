@@ -128,12 +128,28 @@ def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     return MemoryHarness(prov, tmp_path, raw, edit, passes_environment=False)
 
 
-@pytest.fixture(params=["local", "azure", "azureml", "memory"])
+def _ray(tmp_path: Path, address: str) -> Harness:
+    """The local backend with the Ray runner, on the session's real Ray head."""
+    from reconciler.providers.local import ray_runner
+
+    state = tmp_path / "state"
+    config = ray_runner.settings({"address": address}, manifest_dir=tmp_path, state_dir=state)
+    training = ray_runner.RayRunner(config, log=lambda _line: None)
+    prov = local.LocalProvider(state_dir=state, workdir=tmp_path, training=training)
+    made = _local(tmp_path)
+    made.provider = prov
+    return made
+
+
+@pytest.fixture(
+    params=["local", "azure", "azureml", "memory", pytest.param("ray", marks=pytest.mark.ray)]
+)
 def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harness]:
-    """Each contract test runs once per backend: the three built-in ones, and one
-    registered only through the entry-point group (``memory``)."""
+    """Each contract test runs once per backend: the three built-in ones, one registered
+    only through the entry-point group (``memory``), and the local backend training on a
+    real Ray head (``ray``)."""
     shutil.copy(HERE / "trainers" / "tiny.py", tmp_path / "tiny.py")
     shutil.copy(ROOT / "examples" / "bike_rental" / "webservice.json", tmp_path / "webservice.json")
     if request.param == "local":
@@ -141,6 +157,9 @@ def harness(
         return
     if request.param == "memory":
         yield _memory(tmp_path, monkeypatch)
+        return
+    if request.param == "ray":
+        yield _ray(tmp_path, request.getfixturevalue("ray_head"))
         return
     if request.param == "azureml":
         from tests.providers import azureml_harness

@@ -54,6 +54,8 @@ class Program(model.TrainerSpec):
     load: str = ""
     """``/abs/file.py:function`` reading the model file; "": skops, trusting only the
     types the predict module lists in ``TRUSTED_TYPES``."""
+    resources: tuple[tuple[str, float | int | str], ...] = ()
+    """The manifest's ``resources`` (cpus, gpus, memory) for a cluster runner, as pairs."""
 
     def declared_parameters(self) -> frozenset[str] | None:
         return None if self.parameters is None else frozenset(self.parameters)
@@ -106,7 +108,12 @@ class LocalBackend:
         return base.starter_beside(__file__, STARTER)
 
     def parallelism(self, section: Mapping[str, model.JSON]) -> int | None:
-        return section.get("parallelism")
+        declared = section.get("parallelism")
+        if declared is None and _runner_kind(section) == "ray":
+            from reconciler.providers.local import ray_runner  # imports no ray until a job runs
+
+            return ray_runner.PARALLELISM
+        return declared
 
     def create(self, backend: model.Backend, context: base.Context) -> base.Provider:
         from reconciler.providers.local import provider
@@ -115,7 +122,10 @@ class LocalBackend:
         root = context.state_dir or declared
         _warn_if_elsewhere(root, [declared, context.manifest_dir / STATE_DIR], context.log)
         return provider.LocalProvider(
-            state_dir=root.resolve(), workdir=context.manifest_dir, env=context.env
+            state_dir=root.resolve(),
+            workdir=context.manifest_dir,
+            env=context.env,
+            training=_runner(backend.section, context, root),
         )
 
 
@@ -127,6 +137,23 @@ STARTER = {  # what `retrain init` writes (destination: file in ``starter/``)
     "webservice.json": "webservice.json",
 }
 HISTORY = "history.jsonl"  # the file whose presence says a state directory has been used
+
+
+def _runner_kind(section: Mapping[str, Any]) -> str:
+    found = section.get("runner") or {}
+    return str(found.get("kind", "subprocess")) if isinstance(found, Mapping) else "subprocess"
+
+
+def _runner(section: Mapping[str, Any], context: base.Context, root: Path) -> Any:
+    """The manifest's runner: None for the default (the provider makes a subprocess one)."""
+    if _runner_kind(section) != "ray":
+        return None
+    from reconciler.providers.local import ray_runner
+
+    config = ray_runner.settings(
+        section["runner"], manifest_dir=context.manifest_dir, state_dir=root
+    )
+    return ray_runner.RayRunner(config, log=context.log, scrub=context.scrub)
 
 
 def _warn_if_elsewhere(root: Path, others: list[Path], log: base.Log) -> None:
@@ -160,7 +187,10 @@ def _code(spec: Mapping[str, Any], site: Site, base: Path) -> Program:
     ]
     code = tuple(str(p) for p in [entry, *deps] if p is not None)
     serving = {key: _function(spec, key, site, base, entry) for key in SERVING}
-    return Program(f"{entry or file_part}:{function}", code, declared, **serving)
+    resources = tuple(sorted(spec.get("resources", {}).items()))
+    return Program(
+        f"{entry or file_part}:{function}", code, declared, resources=resources, **serving
+    )
 
 
 SERVING = ("predict", "load")  # trainer keys naming how its model scores (retrain serve)

@@ -1,4 +1,5 @@
-"""The local provider: web services as JSON files, training as subprocesses.
+"""The local provider: web services as JSON files, training through a runner (subprocesses
+by default, or a Ray cluster: ``runner.Runner``).
 
 State lives in one directory (default ``.retrain`` next to the manifest):
 
@@ -13,29 +14,28 @@ definition or the new one, never a torn file.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, fingerprint, model, redact
+from reconciler import errors, fingerprint, model
 from reconciler.providers import base, common, digests, statcache, webservice
-from reconciler.providers.local import backend, filelock, runner, safefs, store
+from reconciler.providers.local import (
+    backend,
+    filelock,
+    runner,
+    safefs,
+    store,
+    subprocess_runner,
+)
 
 SERVICE_NAME = backend.SERVICE_NAME
-KILL_WAIT = 10  # seconds to reap a killed trainer
-STDERR_TAIL = 2000  # characters of a failed trainer's stderr kept for the error message
 LOCAL_SCOPE = "/subscriptions/local/resourceGroups/local"
-RUNNER = "reconciler.providers.local.runner"
 CACHE = "cache"  # the folder of the state directory that holds caches: never state
 
 
@@ -46,7 +46,12 @@ class LocalProvider:
     deletes = True  # a definition file is retrain's own copy: removing it loses nothing live
 
     def __init__(
-        self, *, state_dir: Path, workdir: Path, env: Mapping[str, str] | None = None
+        self,
+        *,
+        state_dir: Path,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        training: runner.Runner | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.workdir = workdir
@@ -58,12 +63,10 @@ class LocalProvider:
         self.digests = statcache.StatCache(state_dir / CACHE / "digests.json")
         # The owned parts of definitions, kept while each file is unchanged (see observe).
         self.observed = statcache.StatCache(state_dir / CACHE / "observed.json")
-        self._children: set[subprocess.Popen[str]] = set()
-        self._children_lock = threading.Lock()
-        self._cancelled = False  # set by cancel(): the run was interrupted
         # What the last observe read: file name → (its identity, its tags); only the tags,
         # for managed(): 10,000 whole definitions kept would triple a plan's memory.
         self._observed: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self.runner = training or subprocess_runner.SubprocessRunner(workdir=workdir, env=self.env)
 
     # -- content digests -------------------------------------------------
     def trainer_digest(self, trainer: model.Trainer) -> str:
@@ -218,9 +221,12 @@ class LocalProvider:
         return record
 
     def _run(self, job: base.TrainingJob, scratch: Path) -> None:
-        entrypoint = backend.program(job.trainer).entrypoint
+        program = backend.program(job.trainer)
+        entrypoint = program.entrypoint
         spec = {
             "entrypoint": entrypoint,
+            "code": list(program.code),  # the files that define the trainer (for a remote runner)
+            "resources": dict(program.resources),  # what a cluster reserves for the job
             "inputs": dict(job.inputs),
             "parameters": dict(job.parameters),
             "trainer": job.trainer.name,
@@ -240,66 +246,11 @@ class LocalProvider:
             },
         }
         secrets = {k: s.reveal() for k, s in job.trainer.secrets.items()}
-        env = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", **self.env, **secrets}
-        # The job goes over stdin (it holds secret parameters: never in a file). The runner
-        # holds the read end of ``alive``; we hold the only write end, so our death, however
-        # it comes, is its end-of-file, and it kills the trainer. Its own process group, so a
-        # timeout or a cancelled apply stops the trainer *and* everything it started.
-        with self._children_lock:
-            if self._cancelled:  # interrupted before this job started: start nothing
-                raise errors.StoppedError("the run was interrupted before it started")
-        alive_r, alive_w = os.pipe()
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", RUNNER, str(alive_r)],
-                cwd=self.workdir,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                process_group=0,
-                pass_fds=(alive_r,),
-            )
-        except BaseException:
-            os.close(alive_w)
-            raise
-        finally:
-            os.close(alive_r)
-        with self._children_lock:
-            self._children.add(child)
-            late = self._cancelled  # cancel() ran while it started: it did not see it
-        if late:
-            _kill(child)
-        try:
-            _out, err = child.communicate(json.dumps(spec), timeout=job.trainer.timeout_seconds)
-        except subprocess.TimeoutExpired as e:
-            _kill(child)
-            child.communicate(timeout=KILL_WAIT)
-            raise errors.TrainingError(
-                f"trainer {job.trainer.name!r} timed out after {job.trainer.timeout_seconds:g}s"
-            ) from e
-        finally:
-            os.close(alive_w)
-            with self._children_lock:
-                self._children.discard(child)
-        if self._cancelled:  # we killed it: the trainer did not fail, the run was stopped
-            raise errors.StoppedError("the run was interrupted")
-        scrub = redact.Redactor(secrets.values())
-        if child.returncode == runner.OUTPUT_INVALID:
-            raise errors.TrainingError(_last_error(scrub(err)))
-        if child.returncode != 0:
-            raise errors.TrainingError(
-                f"trainer {job.trainer.name!r} failed: {_last_error(scrub(err))}"
-            )
+        self.runner.run(runner.Launch(spec, secrets, job.trainer.timeout_seconds))
 
     def cancel(self) -> None:
-        """Stop every running trainer (and what it started): the apply was interrupted."""
-        with self._children_lock:
-            self._cancelled = True
-            children = list(self._children)
-        for child in children:
-            _kill(child)
+        """Stop waiting for training (the runner says what happens to running jobs)."""
+        self.runner.cancel()
 
     def create(self, endpoint: model.Endpoint, model_uri: str, tags: Mapping[str, str]) -> None:
         path = common.definition_path(endpoint)
@@ -455,19 +406,6 @@ def _digest(compute: Any, what: str) -> str:
     except OSError as e:
         raise errors.ProviderError(f"cannot read {what}: {e.strerror}") from e
     return result
-
-
-def _kill(child: subprocess.Popen[str]) -> None:
-    """SIGKILL the child's whole process group. (The thread running it reaps it: only one
-    thread may read a child's pipes.)"""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-
-
-def _last_error(stderr: str) -> str:
-    """The last non-empty line of a trainer's stderr (the exception, for Python)."""
-    lines = [line.strip() for line in stderr[-STDERR_TAIL:].splitlines() if line.strip()]
-    return lines[-1] if lines else "exited with an error and printed nothing"
 
 
 def _relative(path: str, root: Path) -> str:

@@ -18,6 +18,11 @@ timeout kill a stuck job. Three rules make it crash-safe:
   apply after training costs nothing: the next run finds the model stored. Once the
   worker has said it is publishing, the supervisor lets it finish (at most
   ``PUBLISH_WAIT``) even when the apply is gone.
+
+This module is also **the runner seam**: ``Runner`` is what the local provider hands a
+job to. ``subprocess_runner.SubprocessRunner`` (the default) starts this supervisor per
+job; ``ray_runner.RayRunner`` submits the job to a Ray cluster instead. Both publish
+into the same content-addressed store, so nothing above the seam knows which ran.
 """
 
 from __future__ import annotations
@@ -34,12 +39,16 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from reconciler import errors
-from reconciler.providers import evaluation
-from reconciler.providers.local import store
+# No import of ``reconciler`` here: the supervisor runs this file by path (``python -P``,
+# see SubprocessRunner) with the standard library only, so it watches ``ALIVE_FD`` within
+# milliseconds of starting. Importing the package (its registry, deepdiff...) takes a few
+# hundred ms, several times that on a loaded machine: an apply killed meanwhile left its
+# trainer running past the chaos harness's grace. The worker imports it after the fork.
 
 OUTPUT_INVALID = 3  # exit status: the trainer ran but its outputs are unusable (message on stderr)
 POLL_SECONDS = 0.1  # how often the supervisor looks at its worker between pipe events
@@ -47,6 +56,39 @@ PUBLISH_WAIT = 30.0  # seconds a publishing worker may finish after the apply di
 PUBLISHING = b"p"  # the worker's word to the supervisor: outputs checked, now storing them
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 STRAGGLER_ROUNDS = 20  # passes over /proc killing leftovers (a straggler may fork meanwhile)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """One training job as a runner gets it. ``spec`` is the job this supervisor reads
+    on stdin (entrypoint, inputs, parameters, trainer, fingerprint, scratch, store,
+    metadata); ``secrets`` the trainer's environment secrets (revealed: a runner hands
+    them to the trainer and masks them in what it reports, never writes them down)."""
+
+    spec: Mapping[str, Any]
+    secrets: Mapping[str, str]
+    timeout: float
+
+    @property
+    def trainer(self) -> str:
+        return str(self.spec["trainer"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.spec["fingerprint"])
+
+
+class Runner(Protocol):
+    """Where training runs. ``run`` returns once the model is published into the store
+    named in ``launch.spec`` (the caller then reads it back), or raises
+    ``errors.TrainingError`` with the trainer's reason (masked), or
+    ``errors.StoppedError`` after ``cancel``."""
+
+    def run(self, launch: Launch) -> None: ...
+
+    def cancel(self) -> None:
+        """The apply was interrupted: stop waiting (and, for local jobs, stop them)."""
+        ...
 
 
 def load_function(entrypoint: str) -> Any:
@@ -64,6 +106,7 @@ def load_function(entrypoint: str) -> Any:
 
 def main(argv: list[str]) -> int:
     alive = int(argv[1])
+    sys.path.insert(0, os.getcwd())  # as ``python -m`` had it: the manifest's folder first
     job = json.loads(sys.stdin.buffer.read())
     scratch = os.open(job["scratch"], os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(scratch, fcntl.LOCK_SH)  # a live run's scratch: the next run's sweep keeps it
@@ -157,6 +200,9 @@ def _die_with(parent: int) -> None:
 
 def _work(job: dict[str, Any], phase: int) -> int:
     """Train, check the outputs, publish the model. Returns the exit status."""
+    from reconciler import errors
+    from reconciler.providers.local import store
+
     scratch = Path(job["scratch"])
     model_path = scratch / store.MODEL_FILE
     evaluation_path = scratch / store.EVALUATION_FILE
@@ -178,10 +224,10 @@ def _work(job: dict[str, Any], phase: int) -> int:
         _flush()
         return 1
     try:
-        metrics = _metrics(job["trainer"], model_path, evaluation_path)
+        metrics = output_metrics(job["trainer"], model_path, evaluation_path)
         os.write(phase, PUBLISHING)
         for path in (model_path, evaluation_path):
-            _fsync(path)
+            fsync(path)
         metadata = dict(job["metadata"]) | {
             "metrics": metrics,
             "trained_at": started.isoformat(timespec="seconds"),
@@ -196,7 +242,12 @@ def _work(job: dict[str, Any], phase: int) -> int:
     return 0
 
 
-def _metrics(trainer: str, model_file: Path, evaluation_file: Path) -> dict[str, float]:
+def output_metrics(trainer: str, model_file: Path, evaluation_file: Path) -> dict[str, float]:
+    """The metrics of a finished job's outputs; ``errors.TrainingError`` when they are
+    unusable (no model, no or bad evaluation). Every runner checks outputs with this."""
+    from reconciler import errors
+    from reconciler.providers import evaluation
+
     if not model_file.is_file() or model_file.stat().st_size == 0:
         raise errors.TrainingError(f"trainer {trainer!r} wrote no model")
     try:
@@ -211,7 +262,7 @@ def _metrics(trainer: str, model_file: Path, evaluation_file: Path) -> dict[str,
         raise errors.TrainingError(f"trainer {trainer!r}: {e}") from e
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -2,7 +2,9 @@
 
 Parameter ``fail`` makes it raise (to test failure reporting); ``echo_env``
 makes it fail with the value of an environment variable (to test redaction);
-``salt`` (a secret parameter in tests) shifts the model by its length.
+``salt`` (a secret parameter in tests) shifts the model by its length; ``sleep``
+prints ``training started`` and then takes that many seconds (for crash and timeout
+tests that must catch a job while it runs).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ def train(
     model_path: Path,
     evaluation_path: Path,
 ) -> None:
+    if parameters.get("sleep"):
+        print("training started", flush=True)
+        time.sleep(float(parameters["sleep"]))
     if parameters.get("fail"):
         raise RuntimeError(f"cannot train: {parameters['fail']}")
     if parameters.get("echo_env"):
