@@ -56,7 +56,12 @@ RATE_MARGIN = throttle.RATE_MARGIN  # of the refill rate, left unused
 UNLIMITED = 1e12  # tokens and tokens per second of a pacer that never waits
 
 
-def manifest(root: Path, fake: FakeAzure, bes_url: str, n: int) -> Path:
+FLEET_KNOBS = "    pollSeconds: 0.05\n    parallelism: 16\n"  # fast polls, the bench's 16 at once
+
+
+def manifest(root: Path, fake: FakeAzure, bes_url: str, n: int, knobs: str = FLEET_KNOBS) -> Path:
+    """A fleet of ``n`` Resource Manager services on one trainer; ``knobs``: more lines of
+    the ``azure`` section (indented), as each benchmark sets them."""
     cities = ", ".join(f'{{i: "{i:04d}"}}' for i in range(n))  # quoted: 0001 is a name
     text = f"""\
 apiVersion: retrain/v1
@@ -71,9 +76,7 @@ backend:
       classicManagement: "{fake.classic_base_url}"
     caBundle: {fake.ca_bundle_path}
     storage: {{connectionString: "${{env:BENCH_STORAGE}}", container: bench}}
-    pollSeconds: 0.05
-    parallelism: 16
-trainers:
+{knobs}trainers:
   mean:
     bes: {{url: "{bes_url}", apiKey: "${{env:BENCH_KEY}}"}}
 defaults: {{trainer: mean, asset: "{ASSET}", version: "1"}}

@@ -43,7 +43,7 @@ from bench import fleet
 from reconciler import apply, engine, model, plan, settings
 from reconciler.providers.azure import provider
 from reconciler.providers.azurecommon import throttle
-from tests.azure.conftest import ASSET, RG, SUB, TRAINING_DEFINITION, predictive_definition
+from tests.azure.conftest import RG, SUB, TRAINING_DEFINITION, predictive_definition
 from tests.azure.trainers import mean_trainer
 from tests.fakes.azurite import Azurite
 from tests.fakes.server import FakeAzure
@@ -65,41 +65,12 @@ class Knobs:
 
 
 def manifest(root: Path, fake: FakeAzure, bes_url: str, n: int, knobs: Knobs) -> Path:
-    cities = ", ".join(f'{{i: "{i:04d}"}}' for i in range(n))  # quoted: 0001 is a name
-    extra = "".join(
-        f"    {line}\n"
-        for line in (
-            f"pollSeconds: {knobs.poll_seconds}" if knobs.poll_seconds is not None else "",
-            f"networkParallelism: {knobs.parallelism}" if knobs.parallelism is not None else "",
-        )
-        if line
+    """The fleet benchmark's manifest with this scenario's knobs (left out: the defaults)."""
+    lines = (
+        f"pollSeconds: {knobs.poll_seconds}" if knobs.poll_seconds is not None else "",
+        f"networkParallelism: {knobs.parallelism}" if knobs.parallelism is not None else "",
     )
-    text = f"""\
-apiVersion: retrain/v1
-backend:
-  kind: azure
-  azure:
-    subscriptionId: {SUB}
-    resourceGroup: {RG}
-    auth: {{tokenEnv: BENCH_TOKEN}}
-    endpoints:
-      resourceManager: "{fake.arm_base_url}"
-      classicManagement: "{fake.classic_base_url}"
-    caBundle: {fake.ca_bundle_path}
-    storage: {{connectionString: "${{env:BENCH_STORAGE}}", container: bench}}
-{extra}trainers:
-  mean:
-    bes: {{url: "{bes_url}", apiKey: "${{env:BENCH_KEY}}"}}
-defaults: {{trainer: mean, asset: "{ASSET}", version: "1"}}
-endpoints:
-  - forEach: [{cities}]
-    name: svc-${{each.i}}
-    webService: svc-${{each.i}}
-    inputs: {{data: data/shared.csv}}
-"""
-    path = root / "retrain.yaml"
-    path.write_text(text)
-    return path
+    return fleet.manifest(root, fake, bes_url, n, "".join(f"    {x}\n" for x in lines if x))
 
 
 def tally(fake: FakeAzure, n: int) -> dict[str, Any]:
