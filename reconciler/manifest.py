@@ -23,6 +23,7 @@ from typing import Any
 from reconciler import (
     envrefs,
     errors,
+    gcpause,
     model,
     problems,
     rules,
@@ -45,7 +46,11 @@ def load(
 ) -> model.Manifest:
     """Load and fully check the manifest at ``path`` for one of ``backends`` (every
     registered one); ``ManifestError`` lists all problems."""
-    path = Path(path)
+    with gcpause.paused():  # a large manifest is many long-lived containers, no garbage
+        return _load(Path(path), env, backends)
+
+
+def _load(path: Path, env: Mapping[str, str], backends: Sequence[rules.Rules]) -> model.Manifest:
     limit = max_manifest_bytes(env)
     try:
         raw = yamlsrc.read_bounded(path, limit, "manifest")
