@@ -69,7 +69,10 @@ endpoints:
 
 
 def fit(points: list[tuple[int, float]]) -> tuple[float, float, float]:
-    """(ms per endpoint, fixed seconds, exponent between the two largest sizes)."""
+    """(ms per endpoint, fixed seconds, exponent between the two largest sizes); with
+    one size there is no growth to fit: nan for each figure (said as such, not a crash)."""
+    if len(points) < 2:  # a line needs two points
+        return math.nan, math.nan, math.nan
     n = len(points)
     mx = sum(x for x, _ in points) / n
     my = sum(y for _, y in points) / n
@@ -121,7 +124,11 @@ def main() -> None:
         figures.append(
             f"validate at {sizes[-1]:,}: {timing.verdict(validate.wall, VALIDATE_TARGET, 's')}"
         )
-    growth = f"growth: {per_endpoint:.4f} ms per endpoint + {fixed:.3f} s; exponent {exponent:.2f}"
+    growth = (
+        f"growth: {per_endpoint:.4f} ms per endpoint + {fixed:.3f} s; exponent {exponent:.2f}"
+        if len(points) > 1
+        else "growth: one size only (give two or more --sizes for a fit)"
+    )
     for line in [*figures, growth]:
         print(line)
     timing.write(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler import model, redact, yamlsrc
-from reconciler.problems import Rel, Site
+from reconciler.problems import EACH_REF, Rel, Site
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # Where secrets may stand whatever the backend: trainers' secrets, secret parameters.
@@ -60,6 +60,28 @@ class Resolver:
             )
         return model.Secret(value.strip("${}"), resolved)
 
+    def inert_paths(self, template: Any, ptr: str) -> list[Rel] | None:
+        """The paths of ``template``'s ``${each.KEY}`` strings when resolving the values
+        assembled from it (at ``ptr``) changes nothing else: no other string has a
+        reference and no string is in a secret field; None when resolving may change
+        more. A value assembled from it whose templated strings hold no ``${`` once
+        substituted resolves to an equal copy of itself, so it needs no resolving
+        (``settled``): at 10,000 endpoints, walking each one was a tenth of a plan."""
+        found: list[Rel] = []
+        return found if self._inert(template, ptr, (), found) else None
+
+    def _inert(self, value: Any, ptr: str, rel: Rel, found: list[Rel]) -> bool:
+        if isinstance(value, dict):
+            return all(self._inert(v, ptr, (*rel, k), found) for k, v in value.items())
+        if isinstance(value, list):
+            return all(self._inert(v, ptr, (*rel, i), found) for i, v in enumerate(value))
+        if not isinstance(value, str) or "${" not in value:
+            return not isinstance(value, str) or not self._is_secret(ptr, rel)
+        if self._is_secret(ptr, rel) or not EACH_REF.search(value):
+            return False
+        found.append(rel)
+        return True
+
     def _is_secret(self, ptr: str, rel: Rel) -> bool:
         """Whether the value at ``rel`` below ``ptr`` is a secret field: asked once per
         place (the endpoints of a forEach entry share their pointers)."""
@@ -78,6 +100,20 @@ class Resolver:
         if unset:
             site.poison(rel)
         return ENV_REF.sub(lambda m: self.env.get(m.group(1), ""), value)
+
+
+def settled(value: Any, inert: list[Rel] | None) -> bool:
+    """Whether ``value``, assembled from a template whose ``inert_paths`` are ``inert``,
+    resolves to an equal copy of itself: its templated strings hold no ``${``."""
+    if inert is None:
+        return False
+    for rel in inert:
+        at = value
+        for key in rel:
+            at = at[key]
+        if "${" in at:
+            return False
+    return True
 
 
 def secret_values(manifest: model.Manifest) -> list[str]:

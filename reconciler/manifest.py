@@ -23,6 +23,7 @@ from typing import Any
 from reconciler import (
     envrefs,
     errors,
+    gcpause,
     model,
     problems,
     rules,
@@ -45,7 +46,11 @@ def load(
 ) -> model.Manifest:
     """Load and fully check the manifest at ``path`` for one of ``backends`` (every
     registered one); ``ManifestError`` lists all problems."""
-    path = Path(path)
+    with gcpause.paused():  # a large manifest is many long-lived containers, no garbage
+        return _load(Path(path), env, backends)
+
+
+def _load(path: Path, env: Mapping[str, str], backends: Sequence[rules.Rules]) -> model.Manifest:
     limit = max_manifest_bytes(env)
     try:
         raw = yamlsrc.read_bounded(path, limit, "manifest")
@@ -143,11 +148,11 @@ def _endpoints(
     out: list[model.Endpoint] = []
     for i, entry in enumerate(doc["endpoints"]):
         assembled = templates.expand(f"/endpoints/{i}", entry, defaults, problems)
-        check = templatecheck.EntryCheck(
-            problems.schema, RESOLVED, templates.template(entry, defaults)
-        )
+        template = templates.template(entry, defaults)
+        check = templatecheck.EntryCheck(problems.schema, RESOLVED, template)
+        inert = ctx.resolver.inert_paths(template, f"/endpoints/{i}")
         for site, raw_spec in assembled:
-            endpoint = _assembled(site, raw_spec, ctx, check)
+            endpoint = _assembled(site, raw_spec, ctx, check, inert)
             if endpoint is not None:
                 out.append(endpoint)
         problems.flush(f"/endpoints/{i}", len(assembled))
@@ -158,12 +163,18 @@ RESOLVED = "#/$defs/resolvedEndpoint"  # what an assembled endpoint is validated
 
 
 def _assembled(
-    site: Site, raw_spec: dict[str, Any], ctx: _Context, check: templatecheck.EntryCheck
+    site: Site,
+    raw_spec: dict[str, Any],
+    ctx: _Context,
+    check: templatecheck.EntryCheck,
+    inert: list[problems.Rel] | None,
 ) -> model.Endpoint | None:
-    """Check one assembled endpoint and build it (None when it has problems)."""
+    """Check one assembled endpoint and build it (None when it has problems); ``inert``:
+    its entry's ``Resolver.inert_paths``."""
     if not check.valid(site, raw_spec):
         return None
-    spec = ctx.resolver.resolve(raw_spec, site)
+    settled = envrefs.settled(raw_spec, inert)
+    spec = raw_spec if settled else ctx.resolver.resolve(raw_spec, site)
     name = spec["name"]
     if name in ctx.names:
         site.add(

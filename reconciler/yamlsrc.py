@@ -252,9 +252,14 @@ def _build(node: yaml.Node, ptr: str, located: Located, above: tuple[int, ...]) 
     return [_build(item, f"{ptr}/{i}", located, inner) for i, item in enumerate(node.value)]
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 def _scalar(node: yaml.ScalarNode, line: int) -> Any:
     """Let PyYAML's safe constructor resolve the tag (int, float, bool, null, timestamp);
     a value it cannot build (``2001-13-45``, an int of 5,000 digits) is a YAML error."""
+    if node.tag == _STR:  # what the constructor makes of a string: its text, as it is
+        return node.value
     too_big = YamlError(f"invalid YAML: an integer larger than {MAX_INT_BITS} bits", line)
     try:
         value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)

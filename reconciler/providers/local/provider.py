@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler import errors, fingerprint, model
+from reconciler import errors, fingerprint, gcpause, model
 from reconciler.providers import base, common, digests, statcache, webservice
 from reconciler.providers.local import (
     backend,
@@ -88,7 +88,10 @@ class LocalProvider:
         out: dict[str, model.ServiceState | None] = {}
         seen: dict[str, tuple[tuple[int, ...], Any]] = {}
         folder = str(self.services)
-        with safefs.Folder(self.services, root=self.state_dir, what=WHAT) as files:
+        with (
+            gcpause.paused(),  # 10,000 states and the cache's entries: no garbage
+            safefs.Folder(self.services, root=self.state_dir, what=WHAT) as files,
+        ):
             for ep in endpoints:
                 name = _file_name(ep.web_service)  # refused in order
                 where = f"{folder}/{name}"
