@@ -121,6 +121,7 @@ def _trainers(doc: Mapping[str, Any], ctx: _Context, found: Problems) -> dict[st
         spec = ctx.resolver.resolve(raw_spec, site)
         typed = ctx.backend.trainer(spec, site, ctx.base)
         _check_parameter_names(name, typed.declared_parameters(), spec, site)
+        _check_swallowed_keys(spec, site)
         out[name] = model.Trainer(
             name=name,
             spec=typed,
@@ -215,6 +216,7 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
     if trainer is None or None in inputs.values() or site.poisoned:
         return None
     _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)
+    _check_swallowed_keys(spec, site)
     parameters = {**trainer.parameters, **spec.get("parameters", {})}
     secret_parameters = {**trainer.secret_parameters, **spec.get("secretParameters", {})}
     for clash in sorted(set(parameters) & set(secret_parameters)):
@@ -248,6 +250,22 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
 
 
 PARAMETER_FIELDS = ("parameters", "secretParameters")
+# Keys of a trainer or an endpoint that hold what is not a parameter (secrets among them).
+SIBLING_KEYS = frozenset({"secrets", "secretParameters", "parameters", "timeout", "schedule"})
+
+
+def _check_swallowed_keys(spec: Mapping[str, Any], site: Site) -> None:
+    """A parameter named as a sibling key, with no value (``secrets:`` indented under
+    ``parameters``, its entries not indented under it), is a YAML indentation mistake that
+    turns what follows into plain parameters: a secret among them would be shown in every
+    plan as a value. Refused at its key, before anything reads or prints the rest."""
+    for name, value in (spec.get("parameters") or {}).items():
+        if name in SIBLING_KEYS and value is None:
+            site.add(
+                ("parameters", name),
+                f"{name!r} has no value and names a key, not a parameter: indent the lines "
+                f"below it under {name}: (or move {name}: out of parameters)",
+            )
 
 
 def _check_parameter_names(

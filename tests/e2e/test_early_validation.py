@@ -116,6 +116,31 @@ def test_a_trainer_without_a_declaration_takes_any_parameter_name(
     assert retrain("validate").code == 0  # the trainer itself refuses it when it runs
 
 
+@pytest.mark.parametrize("key", ["secrets", "secretParameters"])
+def test_secrets_indented_as_parameters_are_refused_before_their_value_is_shown(
+    retrain: Callable[..., Run], applied: Path, key: str
+) -> None:
+    """Found by make fuzz: ``secrets:`` written under ``parameters`` with its entries not
+    indented under it makes them plain parameters, and the plan showed the secret as an
+    added parameter's value. Now it is refused at the empty key."""
+    trainer = applied / "examples" / "bike_rental" / "train.py"
+    trainer.write_text(trainer.read_text().replace("PARAMETERS", "KNOWN"))  # any name goes
+    line = edit(
+        applied,
+        "      seed: 0\n",
+        f"      seed: 0\n      {key}:\n      WAREHOUSE_TOKEN: ${{env:RETRAIN_TEST_WAREHOUSE}}\n",
+    )
+    token = "warehouse-token-5e1f0c9a77"
+    result = retrain("plan", env={"RETRAIN_TEST_WAREHOUSE": token})
+    assert result.code == 1
+    assert result.err == (
+        f"Error: retrain.yaml:{line + 1}: /trainers/bike-demand/parameters/{key}: {key!r} "
+        f"has no value and names a key, not a parameter: indent the lines below it under "
+        f"{key}: (or move {key}: out of parameters)\n"
+    )
+    assert token not in result.out + result.err
+
+
 # -- the gate's metric, at plan time -------------------------------------------------------
 
 
