@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import fleet
-from reconciler import apply, engine, model, plan, settings
-from reconciler.providers.azure import provider
+from reconciler import apply, engine, plan, settings
 from reconciler.providers.azurecommon import throttle
-from tests.azure.conftest import RG, SUB, TRAINING_DEFINITION, predictive_definition
+from tests.azure.conftest import RG, SUB, TRAINING_DEFINITION
 from tests.azure.trainers import mean_trainer
 from tests.fakes.azurite import Azurite
 from tests.fakes.server import FakeAzure
@@ -117,21 +116,6 @@ def open_fleet(fake: FakeAzure, emulator: Azurite, n: int, knobs: Knobs, label: 
     return manifest(root, fake, bes_url, n, knobs)
 
 
-def seed(fake: FakeAzure, sess: engine.Session, fp: str) -> None:
-    """Every service a managed one serving model ``fp``."""
-    prov = sess.provider
-    assert isinstance(prov, provider.AzureProvider)
-    for wish in sess.desired():
-        doc = predictive_definition(prov.model_uri(fp))
-        doc["tags"] = {
-            model.TAG_MANAGED_BY: model.MANAGED_BY,
-            model.TAG_ENDPOINT: wish.name,
-            model.TAG_FINGERPRINT: fp,
-            model.TAG_VERSION: "1",
-        }
-        fake.arm.seed_web_service(SUB, RG, wish.endpoint.web_service, doc)
-
-
 def train_once(sess: engine.Session) -> None:
     """Store the manifest's model beforehand, so the wave is updates only."""
     wanted = sess.desired()[0]
@@ -158,7 +142,8 @@ def scenario(
         sess = engine.open_session(settings.Settings(manifest=path), env=env)
         if wave:
             train_once(sess)
-        seed(fake, sess, OTHER_MODEL if wave else sess.desired()[0].fingerprint)
+        fp = OTHER_MODEL if wave else sess.desired()[0].fingerprint
+        fleet.seed_in_sync(fake, sess, fp_override=fp)
         if args.latency:
             fake.server.add_latency(args.latency, path="/subscriptions/.*")
         fake.server.reset_log()
