@@ -21,6 +21,7 @@ from reconciler import (
     errors,
     fingerprint,
     gate,
+    gcpause,
     inventory,
     ledger,
     manifest,
@@ -120,9 +121,13 @@ def select(
 def desired_state(
     endpoints: Sequence[model.Endpoint], provider: base.Provider
 ) -> tuple[model.Desired, ...]:
-    """Fingerprint every endpoint's model; each trainer and input is digested once."""
+    """Fingerprint every endpoint's model; each trainer and input is digested once, and
+    each distinct recipe combined once (a fleet of 10,000 endpoints has a few models:
+    spelling and hashing each endpoint's recipe again was a tenth of a plan)."""
     trainer_digests: dict[str, str] = {}
     input_digests: dict[str, str] = {}
+    spelt = _Spelt()
+    recipes: dict[tuple[object, ...], tuple[str, Mapping[str, model.JSON]]] = {}
     out = []
     for ep in endpoints:
         if ep.trainer.name not in trainer_digests:
@@ -133,21 +138,53 @@ def desired_state(
                 input_digests[location] = provider.input_digest(location)
             inputs[name] = input_digests[location]
         trainer = trainer_digests[ep.trainer.name]
-        parameters = dict(ep.parameters) | {
-            name: fingerprint.secret_digest(name, secret.reveal())
-            for name, secret in ep.secret_parameters.items()
-        }
-        recipe = {"trainer": trainer, "inputs": inputs, "parameters": parameters}
-        fp = fingerprint.combine(
-            trainer_digest=trainer, input_digests=inputs, parameters=parameters
-        )
-        out.append(model.Desired(ep, fp, model.frozen_map(recipe)))
+        key = (trainer, spelt(ep.parameters), tuple(inputs.items()))
+        found = None if ep.secret_parameters else recipes.get(key)
+        if found is None:
+            found = _recipe(trainer, inputs, ep)
+            if not ep.secret_parameters:  # a secret's digest is never kept beyond its use
+                recipes[key] = found
+        out.append(model.Desired(ep, *found))
     return tuple(out)
 
 
+def _recipe(
+    trainer: str, inputs: Mapping[str, str], ep: model.Endpoint
+) -> tuple[str, Mapping[str, model.JSON]]:
+    """The fingerprint of ``ep``'s model and the recipe it is computed from."""
+    parameters = dict(ep.parameters) | {
+        name: fingerprint.secret_digest(name, secret.reveal())
+        for name, secret in ep.secret_parameters.items()
+    }
+    recipe = {"trainer": trainer, "inputs": dict(inputs), "parameters": parameters}
+    fp = fingerprint.combine(trainer_digest=trainer, input_digests=inputs, parameters=parameters)
+    return fp, model.frozen_map(recipe)
+
+
+class _Spelt:
+    """Parameter maps in their canonical JSON, each map object spelt once: the endpoints
+    that set no parameters of their own share their trainer's map (``manifest``). Each
+    map is kept with its spelling, so its ``id`` is never another's while it is here."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Mapping[str, model.JSON], str]] = {}
+
+    def __call__(self, parameters: Mapping[str, model.JSON]) -> str:
+        kept = self._seen.get(id(parameters))
+        if kept is None or kept[0] is not parameters:
+            kept = self._seen[id(parameters)] = (
+                parameters,
+                fingerprint.canonical_json(dict(parameters)),
+            )
+        return kept[1]
+
+
 def plan_now(session: Session) -> plan.Plan:
-    """Observe the selected endpoints (one read each) and decide."""
-    return decide(session, checked(session, observe(session)))
+    """Observe the selected endpoints (one read each) and decide. The collector is
+    paused meanwhile: a plan builds a few values per endpoint and no garbage cycles, and
+    at 10,000 endpoints its collections were a third of observing and deciding."""
+    with gcpause.paused():
+        return decide(session, checked(session, observe(session)))
 
 
 def checked(session: Session, observed: model.Observed) -> model.Observed:

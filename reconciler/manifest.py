@@ -217,8 +217,8 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         return None
     _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)
     _check_swallowed_keys(spec, site)
-    parameters = {**trainer.parameters, **spec.get("parameters", {})}
-    secret_parameters = {**trainer.secret_parameters, **spec.get("secretParameters", {})}
+    parameters = _layered(trainer.parameters, spec.get("parameters"))
+    secret_parameters = _layered(trainer.secret_parameters, spec.get("secretParameters"))
     for clash in sorted(set(parameters) & set(secret_parameters)):
         site.add(("secretParameters",), f"{clash!r} is both a parameter and a secret parameter")
     gate = spec.get("gate")
@@ -232,8 +232,8 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         version=str(spec["version"]),
         trainer=trainer,
         inputs=model.frozen_map({k: str(v) for k, v in inputs.items()}),
-        parameters=model.frozen_map(parameters),
-        secret_parameters=model.frozen_map(secret_parameters),
+        parameters=parameters,
+        secret_parameters=secret_parameters,
         gate=None
         if gate is None
         else model.Gate(
@@ -247,6 +247,13 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         source=model.Source(site.problems.file, site.ptr, site.problems.located.line_of(site.ptr)),
         address=address,
     )
+
+
+def _layered(trainer: Mapping[str, Any], endpoint: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The trainer's values with the endpoint's over them; the trainer's own read-only
+    map when the endpoint sets none, so the endpoints of a fleet share it (and the
+    fingerprints spell it once: ``engine.desired_state``)."""
+    return model.frozen_map({**trainer, **endpoint}) if endpoint else trainer
 
 
 PARAMETER_FIELDS = ("parameters", "secretParameters")

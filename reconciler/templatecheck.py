@@ -235,7 +235,24 @@ def compiled(composed: schema.Schema, node: Any, depth: int = 0) -> Check:
             return lambda value: bool(validator.is_valid(value))
         parts.append(compiled(composed, composed.definition(ref[len(_DEFS) :]), depth + 1))
     parts += [compiled(composed, part, depth + 1) for part in node.get("allOf", [])]
-    return lambda value: all(part(value) for part in parts)
+    return _every(parts)
+
+
+def _every(checks: list[Check]) -> Check:
+    """Whether a value passes every one of ``checks`` (one closure; run once per forEach
+    item and templated string, so each layer of generators saved counts at 10,000)."""
+    if len(checks) == 1:
+        return checks[0]
+    if not checks:
+        return _always
+
+    def every(value: Any) -> bool:
+        for check in checks:  # noqa: SIM110 - a loop: all() and its generator cost twice
+            if not check(value):
+                return False
+        return True
+
+    return every
 
 
 def _always(_value: Any) -> bool:
@@ -250,8 +267,7 @@ def _own(composed: schema.Schema, node: dict[str, Any], depth: int) -> Check:
     checks: list[Check] = []
     kind = node.get("type")
     if kind is not None:
-        kinds = [_TYPES[k] for k in (kind if isinstance(kind, list) else [kind])]
-        checks.append(lambda v: any(is_kind(v) for is_kind in kinds))
+        checks.append(_of_kinds(kind if isinstance(kind, list) else [kind]))
     checks += _string_checks(node)
     if "minimum" in node or "maximum" in node:
         low, high = node.get("minimum"), node.get("maximum")
@@ -264,7 +280,22 @@ def _own(composed: schema.Schema, node: dict[str, Any], depth: int) -> Check:
         checks.append(_object_check(composed, node, depth))
     if {"items", "minItems", "maxItems"} & set(node):
         checks.append(_array_check(composed, node, depth))
-    return lambda value: all(check(value) for check in checks)
+    return _every(checks)
+
+
+def _of_kinds(names: list[str]) -> Check:
+    """Whether a value is of one of the JSON Schema types ``names``."""
+    kinds = [_TYPES[k] for k in names]
+    if len(kinds) == 1:
+        return kinds[0]
+
+    def of_kinds(value: Any) -> bool:
+        for is_kind in kinds:  # noqa: SIM110 - as in _every
+            if is_kind(value):
+                return True
+        return False
+
+    return of_kinds
 
 
 def _within(value: float, low: float | None, high: float | None) -> bool:
@@ -303,18 +334,19 @@ def _object_check(composed: schema.Schema, node: dict[str, Any], depth: int) -> 
             return True
         if len(value) < least or (most is not None and len(value) > most):
             return False
-        if any(key not in value for key in required):
+        if required and any(key not in value for key in required):
             return False
         for key, child in value.items():
             if names is not None and not names(key):
                 return False
-            matched = [c for p, c in patterns if p.search(key)]
+            matched = [c for p, c in patterns if p.search(key)] if patterns else []
             if key in declared:
                 matched.append(declared[key])
             elif not matched and additional is not None:
                 matched.append(additional)
-            if not all(c(child) for c in matched):
-                return False
+            for c in matched:
+                if not c(child):
+                    return False
         return True
 
     return check
@@ -363,9 +395,10 @@ def cut_document(composed: schema.Schema, document: Any) -> tuple[Any, list[Rel]
         each = _subschemas(composed, root, (*rel, 1), document, 0)
         if each is None:
             return None
-        checks = [compiled(composed, s) for s in each]
-        if not all(check(item) for item in items[1:] for check in checks):
-            return None
+        check = _every([compiled(composed, s) for s in each])
+        for item in items[1:]:
+            if not check(item):
+                return None
         cut_entries[i] = {**entry, FOR_EACH: items[:1]}
         cut.append(rel)
     if not cut:

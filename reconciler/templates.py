@@ -43,6 +43,7 @@ def expand(
         Site(problems, layers).add(_first_use(merged, ref), f"no forEach item has a key {ref!r}")
     out = []
     substitution = Substitution(merged)
+    origins: dict[Rel, tuple[str, str, Any]] = {}  # shared: every item has these layers
     for j, item in enumerate(items):
         missing = sorted(set(refs) - set(item))
         if missing:
@@ -53,7 +54,7 @@ def expand(
                 )
             continue
         values = {k: str(v) for k, v in item.items()}
-        out.append((Site(problems, layers, j), substitution.instance(values)))
+        out.append((Site(problems, layers, j, origins=origins), substitution.instance(values)))
     return out
 
 

@@ -199,6 +199,9 @@ def _compose(text: str) -> yaml.Node | None:
 
 def load(text: str) -> Located:
     """Parse one YAML document; an empty document is ``None``."""
+    quick = _direct(text)
+    if quick is not None:
+        return quick
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as e:
@@ -218,6 +221,149 @@ def load(text: str) -> Located:
                 mark.line + 1 if mark else None,
             ) from e
     return located
+
+
+class _Unusual(Exception):
+    """What ``_direct`` leaves to the composer (see there)."""
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_MERGE = "tag:yaml.org,2002:merge"
+# Frames of collections being built, below the depth bound with room to spare: a deeper
+# document is left to the composer, which says where it is too deep.
+_DIRECT_DEPTH = MAX_DEPTH - 2
+
+
+def _direct(text: str) -> Located | None:
+    """The document built straight from libyaml's events, in one pass, with no node tree
+    (composing ~50,000 nodes and walking them again was a third of loading a
+    10,000-endpoint manifest); None for a document it leaves to the composer and
+    ``_build``: one libyaml cannot parse, or with an anchor, an alias or an explicit tag,
+    or anything ``_build`` refuses or bounds (a duplicate or non-scalar key, a merge key,
+    a long string, a large integer, too many values, deep nesting). So every error, and
+    every document it does not build, is exactly what the composer's path makes of it."""
+    if _CParser is None:  # pragma: no cover - every wheel of PyYAML we lock has libyaml
+        return None
+    parser = _CParser(text)
+    try:
+        return _from_events(parser)
+    except (yaml.YAMLError, _Unusual, ValueError, OverflowError):
+        return None
+    finally:
+        parser.dispose()
+
+
+def _from_events(parser: Any) -> Located:
+    get = parser.get_event
+    get()  # the stream's start
+    event = get()
+    located = Located(None)
+    if isinstance(event, yaml.StreamEndEvent):
+        return located  # an empty document
+    constructor = yaml.constructor.SafeConstructor()
+    # Per open collection: [the container, its pointer, a mapping's pending key, its line].
+    frames: list[list[Any]] = []
+    event = get()
+    while True:
+        top = frames[-1] if frames else None
+        if top is not None and isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            value = frames.pop()[0]
+        elif top is not None and isinstance(top[0], dict) and top[2] is None:
+            _key(event, top)
+            event = get()
+            continue
+        elif isinstance(event, yaml.ScalarEvent):
+            value = _scalar_at(event, _noted(event, top, located), located, constructor)
+        else:
+            ptr = _noted(event, top, located)
+            if not isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                raise _Unusual  # the stream ends inside a collection: libyaml says why first
+            if event.tag is not None or len(frames) >= _DIRECT_DEPTH:
+                raise _Unusual
+            frames.append([{} if isinstance(event, yaml.MappingStartEvent) else [], ptr, None, 0])
+            event = get()
+            continue
+        if not frames:
+            break
+        _deliver(frames[-1], value, located.lines)
+        event = get()
+    if not isinstance(get(), yaml.DocumentEndEvent) or not isinstance(get(), yaml.StreamEndEvent):
+        raise _Unusual  # another document follows: the composer says so
+    located.data = value
+    return located
+
+
+def _noted(event: Any, frame: list[Any] | None, located: Located) -> str:
+    """The pointer of the value ``event`` starts, its line noted (as ``_build`` notes it)."""
+    if event.anchor is not None or isinstance(event, yaml.AliasEvent):
+        raise _Unusual
+    if len(located.lines) > MAX_VALUES:
+        raise _Unusual
+    ptr = _child(frame)
+    located.lines[ptr] = event.start_mark.line + 1
+    return ptr
+
+
+def _scalar_at(
+    event: Any, ptr: str, located: Located, constructor: yaml.constructor.SafeConstructor
+) -> Any:
+    value = _direct_scalar(event, constructor)
+    if not event.style and surprising(event.value, value):  # plain: "" from libyaml
+        located.converted[ptr] = event.value
+    return value
+
+
+def _key(event: Any, frame: list[Any]) -> None:
+    """``event`` as the key of the mapping ``frame`` is building."""
+    if not isinstance(event, yaml.ScalarEvent) or event.anchor is not None:
+        raise _Unusual
+    if event.tag is not None or len(event.value) > MAX_STRING:
+        raise _Unusual
+    if _resolved(event) == _MERGE:
+        raise _Unusual
+    if event.value in frame[0]:
+        raise _Unusual  # a duplicate key
+    mark: Any = event.start_mark  # libyaml marks every event
+    frame[2], frame[3] = event.value, mark.line + 1
+
+
+def _resolved(event: Any) -> str:
+    """The tag YAML resolves an untagged scalar to, as the composer resolves it."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+def _child(frame: list[Any] | None) -> str:
+    """The pointer of the next value in ``frame`` (the document's own: ``""``)."""
+    if frame is None:
+        return ""
+    if isinstance(frame[0], dict):
+        return f"{frame[1]}/{escape(frame[2])}"
+    return f"{frame[1]}/{len(frame[0])}"
+
+
+def _deliver(frame: list[Any], value: Any, lines: dict[str, int]) -> None:
+    container = frame[0]
+    if isinstance(container, dict):
+        container[frame[2]] = value
+        lines[f"{frame[1]}/{escape(frame[2])}"] = frame[3]  # a key's value: the key's line
+        frame[2] = None
+    else:
+        container.append(value)
+
+
+def _direct_scalar(event: Any, constructor: yaml.constructor.SafeConstructor) -> Any:
+    """As ``_scalar`` builds the scalar of ``event`` (no explicit tag: see ``_direct``)."""
+    if event.tag is not None or len(event.value) > MAX_STRING:
+        raise _Unusual
+    tag = _resolved(event)
+    if tag == _STR:
+        return event.value
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+    value = constructor.construct_object(node, deep=True)
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise _Unusual
+    return value
 
 
 def _flat(text: object) -> str:

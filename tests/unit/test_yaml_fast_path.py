@@ -1,4 +1,5 @@
-"""libyaml's parser under PyYAML's composer reads every document exactly as the pure-Python
+"""libyaml's parser under PyYAML's composer, and the document built straight from
+libyaml's events (``yamlsrc._direct``), read every document exactly as the pure-Python
 loader does: the same values, lines and YAML 1.1 conversions, and the same errors (which
 are always the pure-Python loader's)."""
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import yamlsrc
 
@@ -32,6 +35,17 @@ EDGES = [
     "a: 99999999999999999999999999",
     "a: 2001-13-45",
     "- {name: x, webService: 'y', version: 2026.10}\n- [1, 2.50, yes, ~, null]",
+    "a: &x 1\nb: *x",
+    "a: &x 1",
+    "---\n",
+    "a: !!str 1\nb: !custom {c: 1}\nc: ! 2",
+    "'<<': 1\n\"a/b~c\": 2\n1: x\n~: y\n? z\n",
+    "a: {}\nb: []\nc: [{}, [], '']\nd:\ne: ''",
+    "a: " + "x" * (yamlsrc.MAX_STRING + 1),
+    "a: [" + "[" * 70 + "]" * 70 + "]",
+    "{a: 1, a: 2}",
+    "- 1\n- -2\n- 0o17\n- 0x1F\n- 1_000\n- .inf\n- -.Inf\n- .nan\n- 1e3\n- 12:30:00",
+    "a: 2026-12-01T10:00:00Z\nb: 2026-12-01 10:00:00.5 +01:00",
 ]
 
 
@@ -83,3 +97,49 @@ def test_unquoted_yaml11_values_are_noted_by_the_fast_path(monkeypatch: pytest.M
     )
     assert converted == {"/x": "0777", "/y": "no"}
     assert data == {"x": 511, "y": False, "z": "2026.10"}
+
+
+_SCALARS = st.sampled_from(
+    [
+        *("x", "'x'", '"x"', "yes", "no", "on", "Off", "~", "null", "true", "0777", "0o7"),
+        *("2026.10", "2026.1", "1:30", "12", "-3", "1e3", "'1'", "2020-01-01", "''", "<<"),
+        *("a/b", "t~x", '"q\\nr"', "!!str 5", "&a 1", "*a", "99999999999999999999999"),
+    ]
+)
+
+
+def _document(draw: st.DrawFn, depth: int = 0) -> str:
+    """A small YAML text: flow mappings and sequences of the scalars above (some
+    documents invalid, with duplicate keys, aliases, tags and merge keys among them)."""
+    kind = draw(st.integers(0, 2 if depth < 4 else 0))
+    if kind == 0:
+        return draw(_SCALARS)
+    if kind == 1:
+        items = draw(st.integers(0, 4))
+        return "[" + ", ".join(_document(draw, depth + 1) for _ in range(items)) + "]"
+    keys = draw(st.lists(_SCALARS, max_size=4))
+    return "{" + ", ".join(f"{k}: {_document(draw, depth + 1)}" for k in keys) + "}"
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> str:
+    keys = draw(st.lists(_SCALARS, min_size=1, max_size=4))
+    return "\n".join(f"{key}: {_document(draw)}" for key in keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_documents())
+def test_a_generated_document_reads_the_same_both_ways(text: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _read(text, fast=True, monkeypatch=monkeypatch) == _read(
+            text, fast=False, monkeypatch=monkeypatch
+        ), text
+
+
+def test_the_repository_manifests_are_built_straight_from_events() -> None:
+    """The direct build is what reads every manifest written plainly (no anchor, alias
+    or explicit tag), so the comparisons above test it, not only the composer."""
+    built = [p for p in _files() if yamlsrc._direct(p.read_text(encoding="utf-8")) is not None]
+    assert len(built) > 20
+    assert yamlsrc._direct("a: &x 1\nb: *x") is None  # left to the composer
+    assert yamlsrc._direct("a: 1\na: 2") is None  # its error is the composer's
