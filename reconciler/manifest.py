@@ -112,6 +112,12 @@ class _Context:
     names: dict[str, str] = field(default_factory=dict)  # endpoint name → where declared
     claimed: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, asset) → endpoint
     definitions: dict[Path, list[str] | str] = field(default_factory=dict)  # asset names or why
+    # What an endpoint's untemplated values gave without a problem, for the next endpoint
+    # with the same values (a forEach entry's endpoints share them: templates.Substitution):
+    checked: dict[tuple[str, str], Path] = field(default_factory=dict)  # (definition, asset)
+    sources: dict[str, model.Source] = field(default_factory=dict)  # by an endpoint's pointer
+    last_gate: tuple[Any, Any, model.Gate] | None = None  # (gate's value, site's origins, it)
+    last_parameters: tuple[Any, ...] = ()  # (trainer, parameters, secret parameters) checked
 
 
 def _trainers(doc: Mapping[str, Any], ctx: _Context, found: Problems) -> dict[str, model.Trainer]:
@@ -184,7 +190,7 @@ def _assembled(
         return None
     ctx.names[name] = templates.declared_at(site, ("name",))
     asset = (spec["webService"], spec["asset"])
-    if not any(site.is_poisoned(rel) for rel in (("webService",), ("asset",))):
+    if not site.poisoned or not any(site.is_poisoned(r) for r in (("webService",), ("asset",))):
         if asset in ctx.claimed:
             site.add(
                 ("webService",),
@@ -208,23 +214,18 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         for key, location in spec["inputs"].items()
     }
     address = ctx.backend.address(spec, site, trainer)
-    definition = None
-    if "definition" in spec:
-        definition = problems.existing_file(ctx.base, spec["definition"], site, ("definition",))
-        if definition is not None:
-            _check_definition(definition, spec["asset"], site, ctx)
+    definition = _definition(spec, site, ctx) if "definition" in spec else None
     if trainer is None or None in inputs.values() or site.poisoned:
         return None
-    _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)
-    _check_swallowed_keys(spec, site)
+    _check_parameters(trainer, spec, site, ctx)
     parameters = _layered(trainer.parameters, spec.get("parameters"))
     secret_parameters = _layered(trainer.secret_parameters, spec.get("secretParameters"))
-    for clash in sorted(set(parameters) & set(secret_parameters)):
-        site.add(("secretParameters",), f"{clash!r} is both a parameter and a secret parameter")
-    gate = spec.get("gate")
-    for key in ("minimum", "maxRegression"):
-        if gate is not None and key in gate and not _finite(gate[key]):
-            site.add(("gate", key), f"{gate[key]!r} is not a finite number")
+    if secret_parameters:
+        for clash in sorted(set(parameters) & set(secret_parameters)):
+            site.add(("secretParameters",), f"{clash!r} is both a parameter and a secret parameter")
+    if site.ptr not in ctx.sources:
+        line = site.problems.located.line_of(site.ptr)
+        ctx.sources[site.ptr] = model.Source(site.problems.file, site.ptr, line)
     return model.Endpoint(
         name=spec["name"],
         web_service=spec["webService"],
@@ -234,19 +235,64 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         inputs=model.frozen_map({k: str(v) for k, v in inputs.items()}),
         parameters=parameters,
         secret_parameters=secret_parameters,
-        gate=None
-        if gate is None
-        else model.Gate(
-            metric=gate["metric"],
-            minimum=gate.get("minimum"),
-            max_regression=gate.get("maxRegression"),
-            higher_is_better=gate.get("higherIsBetter", True),
-            source=_source_of(site, ("gate", "metric")),
-        ),
+        gate=_gate(spec.get("gate"), site, ctx),
         definition=None if definition is None else str(definition),
-        source=model.Source(site.problems.file, site.ptr, site.problems.located.line_of(site.ptr)),
+        source=ctx.sources[site.ptr],
         address=address,
     )
+
+
+def _definition(spec: Mapping[str, Any], site: Site, ctx: _Context) -> Path | None:
+    """The endpoint's exported definition, checked to have its asset (each distinct pair
+    checked once, when it has no problem; a problem is said at every endpoint)."""
+    key = (spec["definition"], spec["asset"])
+    if key in ctx.checked and not site.poisoned:
+        return ctx.checked[key]
+    before = len(site.problems)
+    definition = problems.existing_file(ctx.base, spec["definition"], site, ("definition",))
+    if definition is not None:
+        _check_definition(definition, spec["asset"], site, ctx)
+        if len(site.problems) == before and not site.poisoned:
+            ctx.checked[key] = definition
+    return definition
+
+
+def _check_parameters(
+    trainer: model.Trainer, spec: Mapping[str, Any], site: Site, ctx: _Context
+) -> None:
+    """The endpoint's parameter names, checked (once for the same values as the last
+    endpoint's, when those had no problem)."""
+    values = (trainer, spec.get("parameters"), spec.get("secretParameters"))
+    if len(ctx.last_parameters) == len(values) and all(
+        a is b for a, b in zip(ctx.last_parameters, values, strict=True)
+    ):
+        return
+    before = len(site.problems)
+    _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)
+    _check_swallowed_keys(spec, site)
+    ctx.last_parameters = values if len(site.problems) == before else ()
+
+
+def _gate(gate: Any, site: Site, ctx: _Context) -> model.Gate | None:
+    """The endpoint's gate (the last one's again for the same value and layers)."""
+    if gate is None:
+        return None
+    last = ctx.last_gate
+    if last is not None and last[0] is gate and last[1] is site.origins:
+        return last[2]
+    before = len(site.problems)
+    for key in ("minimum", "maxRegression"):
+        if key in gate and not _finite(gate[key]):
+            site.add(("gate", key), f"{gate[key]!r} is not a finite number")
+    made = model.Gate(
+        metric=gate["metric"],
+        minimum=gate.get("minimum"),
+        max_regression=gate.get("maxRegression"),
+        higher_is_better=gate.get("higherIsBetter", True),
+        source=_source_of(site, ("gate", "metric")),
+    )
+    ctx.last_gate = (gate, site.origins, made) if len(site.problems) == before else None
+    return made
 
 
 def _layered(trainer: Mapping[str, Any], endpoint: Mapping[str, Any] | None) -> Mapping[str, Any]:

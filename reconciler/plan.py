@@ -271,12 +271,24 @@ def _decide(wish: model.Desired, observed: model.Observed, fresh: bool) -> Chang
     ep = wish.endpoint
     svc = observed.services.get(wish.name)
     wanted = observed.models.get(wish.fingerprint)
-    after = Essence(wanted.uri if wanted else None, wish.fingerprint, ep.version)
     before = None if svc is None else Essence.of(svc)
     champion = observed.models.get(svc.fingerprint) if svc and svc.fingerprint else None
     if champion is not None and champion.fingerprint == wish.fingerprint:
         champion = None  # a model never competes with itself
     action, reason = _action(wish, svc, None if fresh else wanted, champion)
+    if action is Action.NOOP:  # most of a fleet, most of the time: nothing more to judge
+        return Change(
+            action=action,
+            endpoint=wish.name,
+            web_service=ep.web_service,
+            reason=reason,
+            before=before,
+            after=before,
+            revision=None if svc is None else svc.revision,
+            challenger=None if wanted is None else wanted.metrics,
+            champion=None if champion is None else champion.metrics,
+        )
+    after = Essence(wanted.uri if wanted else None, wish.fingerprint, ep.version)
     verdict = None
     if wanted is not None and action in MUTATING:
         verdict = gate.evaluate(ep.gate, wanted.metrics, champion.metrics if champion else None)
@@ -288,8 +300,8 @@ def _decide(wish: model.Desired, observed: model.Observed, fresh: bool) -> Chang
         web_service=ep.web_service,
         reason=reason,
         before=before,
-        after=before if action is Action.NOOP else after,
-        diff=diff.EMPTY if action is Action.NOOP else _diff(before, after),
+        after=after,
+        diff=_diff(before, after),
         train=wish.fingerprint if action in MUTATING and wanted is None else None,
         revision=None if svc is None else svc.revision,
         verdict=verdict,

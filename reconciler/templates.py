@@ -44,16 +44,17 @@ def expand(
     out = []
     substitution = Substitution(merged)
     origins: dict[Rel, tuple[str, str, Any]] = {}  # shared: every item has these layers
+    needed = frozenset(refs)
     for j, item in enumerate(items):
-        missing = sorted(set(refs) - set(item))
-        if missing:
+        if not needed.issubset(item):
+            missing = sorted(needed - set(item))
             if not set(missing) <= set(unknown):
                 key = next(m for m in missing if m not in unknown)
                 problems.add(
                     f"{ptr}/forEach/{j}", f"item has no key {key!r} used as ${{each.{key}}}"
                 )
             continue
-        values = {k: str(v) for k, v in item.items()}
+        values = {k: v if isinstance(v, str) else str(v) for k, v in item.items()}
         out.append((Site(problems, layers, j, origins=origins), substitution.instance(values)))
     return out
 
@@ -77,13 +78,15 @@ class Substitution:
         return _fill(self.template, self.tree, item)
 
 
-_Tree = dict[Any, Any] | bool  # per key, the subtree holding templated strings; True: one
+# Per key, the subtree holding templated strings; at one, its text split at each reference
+# (``EACH_REF.split``: literal text, a key, literal text...), so filling it is a join.
+_Tree = dict[Any, Any] | list[str]
 
 
 def _templated_tree(value: Any) -> _Tree | None:
     """Where in ``value`` the strings with ``${each.KEY}`` are (None: nowhere)."""
     if isinstance(value, str):
-        return True if "${" in value and EACH_REF.search(value) else None
+        return EACH_REF.split(value) if "${" in value and EACH_REF.search(value) else None
     if isinstance(value, dict):
         children: Iterable[tuple[Any, Any]] = value.items()
     elif isinstance(value, list):
@@ -94,10 +97,14 @@ def _templated_tree(value: Any) -> _Tree | None:
     return tree or None
 
 
+_ONE_REFERENCE = 3  # the split of a string with one reference: before, the key, after
+
+
 def _fill(value: Any, tree: _Tree, item: Mapping[str, str]) -> Any:
-    if tree is True:
-        return EACH_REF.sub(lambda m: item[m.group(1)], value)
-    assert isinstance(tree, dict)
+    if isinstance(tree, list):  # a templated string: literal, key, literal, ...
+        if len(tree) == _ONE_REFERENCE:
+            return tree[0] + item[tree[1]] + tree[2]
+        return "".join(part if i % 2 == 0 else item[part] for i, part in enumerate(tree))
     out = dict(value) if isinstance(value, dict) else list(value)
     for key, sub in tree.items():
         out[key] = _fill(value[key], sub, item)

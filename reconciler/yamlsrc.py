@@ -260,13 +260,13 @@ def _from_events(parser: Any) -> Located:
     located = Located(None)
     if isinstance(event, yaml.StreamEndEvent):
         return located  # an empty document
-    constructor = yaml.constructor.SafeConstructor()
+    constructor = _Scalars()
     # Per open collection: [the container, its pointer, a mapping's pending key, its line].
     frames: list[list[Any]] = []
     event = get()
     while True:
         top = frames[-1] if frames else None
-        if top is not None and isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+        if top is not None and isinstance(event, _ENDS):
             value = frames.pop()[0]
         elif top is not None and isinstance(top[0], dict) and top[2] is None:
             _key(event, top)
@@ -276,7 +276,7 @@ def _from_events(parser: Any) -> Located:
             value = _scalar_at(event, _noted(event, top, located), located, constructor)
         else:
             ptr = _noted(event, top, located)
-            if not isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            if not isinstance(event, _STARTS):
                 raise _Unusual  # the stream ends inside a collection: libyaml says why first
             if event.tag is not None or len(frames) >= _DIRECT_DEPTH:
                 raise _Unusual
@@ -293,6 +293,10 @@ def _from_events(parser: Any) -> Located:
     return located
 
 
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+
+
 def _noted(event: Any, frame: list[Any] | None, located: Located) -> str:
     """The pointer of the value ``event`` starts, its line noted (as ``_build`` notes it)."""
     if event.anchor is not None or isinstance(event, yaml.AliasEvent):
@@ -304,9 +308,16 @@ def _noted(event: Any, frame: list[Any] | None, located: Located) -> str:
     return ptr
 
 
-def _scalar_at(
-    event: Any, ptr: str, located: Located, constructor: yaml.constructor.SafeConstructor
-) -> Any:
+class _Scalars:
+    """What building one document's scalars keeps: PyYAML's constructor (for the values
+    that are not strings) and the tag each plain text resolved to."""
+
+    def __init__(self) -> None:
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.tags: dict[str, str] = {}
+
+
+def _scalar_at(event: Any, ptr: str, located: Located, constructor: _Scalars) -> Any:
     value = _direct_scalar(event, constructor)
     if not event.style and surprising(event.value, value):  # plain: "" from libyaml
         located.converted[ptr] = event.value
@@ -319,7 +330,7 @@ def _key(event: Any, frame: list[Any]) -> None:
         raise _Unusual
     if event.tag is not None or len(event.value) > MAX_STRING:
         raise _Unusual
-    if _resolved(event) == _MERGE:
+    if event.value == "<<" and _resolved(event, {}) == _MERGE:  # the one text that resolves so
         raise _Unusual
     if event.value in frame[0]:
         raise _Unusual  # a duplicate key
@@ -327,9 +338,15 @@ def _key(event: Any, frame: list[Any]) -> None:
     frame[2], frame[3] = event.value, mark.line + 1
 
 
-def _resolved(event: Any) -> str:
-    """The tag YAML resolves an untagged scalar to, as the composer resolves it."""
-    tag: str = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+def _resolved(event: Any, memo: dict[str, str]) -> str:
+    """The tag YAML resolves an untagged scalar to, as the composer resolves it: a quoted
+    one is a string (only plain scalars have implicit types, with no path resolvers), a
+    plain one as its text resolves (``memo``: per document, which repeats its words)."""
+    if not event.implicit[0] and not _RESOLVER.yaml_path_resolvers:
+        return _STR
+    tag = memo.get(event.value)
+    if tag is None:
+        tag = memo[event.value] = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
     return tag
 
 
@@ -338,29 +355,33 @@ def _child(frame: list[Any] | None) -> str:
     if frame is None:
         return ""
     if isinstance(frame[0], dict):
-        return f"{frame[1]}/{escape(frame[2])}"
+        return f"{frame[1]}/{_token(frame[2])}"
     return f"{frame[1]}/{len(frame[0])}"
+
+
+def _token(key: str) -> str:
+    return escape(key) if "~" in key or "/" in key else key
 
 
 def _deliver(frame: list[Any], value: Any, lines: dict[str, int]) -> None:
     container = frame[0]
     if isinstance(container, dict):
         container[frame[2]] = value
-        lines[f"{frame[1]}/{escape(frame[2])}"] = frame[3]  # a key's value: the key's line
+        lines[f"{frame[1]}/{_token(frame[2])}"] = frame[3]  # a key's value: the key's line
         frame[2] = None
     else:
         container.append(value)
 
 
-def _direct_scalar(event: Any, constructor: yaml.constructor.SafeConstructor) -> Any:
+def _direct_scalar(event: Any, scalars: _Scalars) -> Any:
     """As ``_scalar`` builds the scalar of ``event`` (no explicit tag: see ``_direct``)."""
     if event.tag is not None or len(event.value) > MAX_STRING:
         raise _Unusual
-    tag = _resolved(event)
+    tag = _resolved(event, scalars.tags)
     if tag == _STR:
         return event.value
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-    value = constructor.construct_object(node, deep=True)
+    value = scalars.constructor.construct_object(node, deep=True)
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise _Unusual
     return value

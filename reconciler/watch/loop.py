@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from reconciler import apply, engine, errors, plan, progress, settings
+from reconciler import apply, engine, errors, gcpause, plan, progress, settings
 from reconciler.watch import backoff, decide, metrics, notices, sense, server, triggers
 
 REASONS_SHOWN = 5  # triggers named in a reconcile's log line; the rest are counted
@@ -90,7 +90,14 @@ class Controller:
             self.reconcile(tick)
 
     def reconcile(self, tick: decide.Tick) -> None:
-        """Open a session for the tick's endpoints, plan (and apply), and account for it."""
+        """Open a session for the tick's endpoints, plan (and apply), and account for it;
+        then give what loading and planning froze back to the collector (``gcpause``)."""
+        try:
+            self._reconcile(tick)
+        finally:
+            gcpause.release()
+
+    def _reconcile(self, tick: decide.Tick) -> None:
         started = self.clock()
         self.reconciled = started
         self.log(_describe(tick))

@@ -32,6 +32,9 @@ class Service(model.Address):
     api_key: model.Secret | None = None
 
 
+OPEN = Service()  # a service with no key: one value, shared (nothing in it to walk again)
+
+
 def service_of(ep: model.Endpoint) -> Service:
     """The endpoint's local address (the base type for one built elsewhere, as in tests)."""
     return ep.address if isinstance(ep.address, Service) else Service()
@@ -100,7 +103,7 @@ class LocalBackend:
         if spec.get("classic") is not None:
             site.add(("classic",), "classic endpoints need the azure backend")
         key = spec.get("apiKey")
-        return Service(key if isinstance(key, model.Secret) else None)
+        return Service(key) if isinstance(key, model.Secret) else OPEN
 
     def starter(self) -> Mapping[str, Path]:
         """What ``retrain init`` writes: a manifest, a stdlib-only trainer, its data and
