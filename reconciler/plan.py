@@ -276,24 +276,16 @@ def _decide(wish: model.Desired, observed: model.Observed, fresh: bool) -> Chang
     if champion is not None and champion.fingerprint == wish.fingerprint:
         champion = None  # a model never competes with itself
     action, reason = _action(wish, svc, None if fresh else wanted, champion)
-    if action is Action.NOOP:  # most of a fleet, most of the time: nothing more to judge
-        return Change(
-            action=action,
-            endpoint=wish.name,
-            web_service=ep.web_service,
-            reason=reason,
-            before=before,
-            after=before,
-            revision=None if svc is None else svc.revision,
-            challenger=None if wanted is None else wanted.metrics,
-            champion=None if champion is None else champion.metrics,
-        )
-    after = Essence(wanted.uri if wanted else None, wish.fingerprint, ep.version)
     verdict = None
-    if wanted is not None and action in MUTATING:
-        verdict = gate.evaluate(ep.gate, wanted.metrics, champion.metrics if champion else None)
-        if not verdict.passed:
-            action, reason = Action.BLOCKED, f"gate: {verdict.reason}"
+    if action is Action.NOOP:  # most of a fleet, most of the time: nothing more to judge
+        after, changes = before, diff.EMPTY
+    else:
+        after = Essence(wanted.uri if wanted else None, wish.fingerprint, ep.version)
+        if wanted is not None and action in MUTATING:
+            verdict = gate.evaluate(ep.gate, wanted.metrics, champion.metrics if champion else None)
+            if not verdict.passed:
+                action, reason = Action.BLOCKED, f"gate: {verdict.reason}"
+        changes = _diff(before, after)
     return Change(
         action=action,
         endpoint=wish.name,
@@ -301,7 +293,7 @@ def _decide(wish: model.Desired, observed: model.Observed, fresh: bool) -> Chang
         reason=reason,
         before=before,
         after=after,
-        diff=_diff(before, after),
+        diff=changes,
         train=wish.fingerprint if action in MUTATING and wanted is None else None,
         revision=None if svc is None else svc.revision,
         verdict=verdict,
