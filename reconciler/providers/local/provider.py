@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -146,7 +147,7 @@ class LocalProvider:
         if not self.services.is_dir():
             return ()
         with os.scandir(self.services) as listing:  # names, inodes and link-ness: no stat
-            entries = sorted((e for e in listing if e.name.endswith(".json")), key=_name)
+            entries = sorted((e for e in listing if e.name.endswith(".json")), key=_BY_NAME)
         with gcpause.paused():  # 10,000 listed services: no garbage
             return tuple(self._listed(entries))
 
@@ -154,15 +155,16 @@ class LocalProvider:
         """The services of ``entries`` tagged as retrain's (see ``managed``)."""
         folder = self.services.name
         for entry in entries:
+            kept = self._observed.get(entry.name)  # observe refused a name no service has
             stem = entry.name.removesuffix(".json")
-            if not SERVICE_NAME.match(stem) or entry.is_symlink():
+            if entry.is_symlink() or (kept is None and not SERVICE_NAME.match(stem)):
                 continue
-            where = f"{folder}/{entry.name}"
-            kept = self._observed.get(entry.name)
             if kept is not None and _same_file(entry, kept.info):
                 if kept.endpoint is not None:
+                    where = f"{folder}/{entry.name}"
                     yield model.Managed(kept.endpoint, stem, where, kept.tags, stem)
                 continue
+            where = f"{folder}/{entry.name}"
             definition = self._read(stem)
             tags = webservice.get(definition, "tags") if definition else None
             listed = model.managed_from_tags(stem, tags or {}, where, stem)
@@ -350,6 +352,7 @@ class LocalProvider:
 
 
 WHAT = "web service definition"  # what errors call a definition file
+_BY_NAME = operator.attrgetter("name")  # a listing's entries in name order, at C speed
 
 
 def _identity(info: os.stat_result) -> tuple[int, ...]:
@@ -366,10 +369,6 @@ def _same_file(entry: os.DirEntry[str], info: os.stat_result) -> bool:
         return _identity(entry.stat(follow_symlinks=False)) == _identity(info)
     except OSError:
         return False  # gone or unreadable since: the read says how
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 def _file_name(web_service: str) -> str:
