@@ -78,6 +78,9 @@ def revision(model_uri: str | None, tags: Mapping[str, str]) -> str:
     return hashlib.sha256(fingerprint.canonical_json(owned).encode()).hexdigest()[:16]
 
 
+_revision = revision  # for state_of_fields, whose parameter of that name shadows it
+
+
 def state_of_definition(
     definition: Mapping[str, Any],
     *,
@@ -104,17 +107,19 @@ def state_of_fields(
     asset_names: tuple[str, ...],
     *,
     uri_for: Callable[[str], str],
+    revision: str | None = None,
 ) -> model.ServiceState:
     """The essence of a web service from its owned fields, however the backend read them
     (a definition, or a classic endpoint and its ownership record): the expected URI and
-    the revision are derived here, once."""
+    the revision are derived here, once. A backend that kept the revision of these very
+    fields from an earlier read (a cache keyed by the file they came from) passes it."""
     fp = tags.get(model.TAG_FINGERPRINT)
     return model.ServiceState(
         web_service=web_service,
         model_uri=model_uri,
         tags=model.frozen_map(tags),
         expected_uri=uri_for(fp) if fp else None,
-        revision=revision(model_uri, tags),
+        revision=_revision(model_uri, tags) if revision is None else revision,
         assets=asset_names,
     )
 

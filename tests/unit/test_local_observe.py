@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import engine, model, settings
-from reconciler.providers import statcache
+from reconciler.providers import statcache, webservice
 from reconciler.providers.local import provider as local
 from reconciler.providers.local import safefs
 
@@ -140,3 +140,127 @@ def test_managed_reads_no_definition_that_observe_read(project: Path, reads: lis
     )
     provider.managed(())
     assert read_one == ["ws-z"]  # listed but never observed: read
+
+
+def _cache_of(project: Path) -> Path:
+    return project / ".retrain/cache/observed.json"
+
+
+def test_a_hit_gives_the_revision_a_read_computes(
+    project: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved plan's stale check compares revisions: one kept in the cache must be the
+    one the file's fields give, and an edit must still change it."""
+    monkeypatch.setattr(statcache, "TICK_NS", 0)
+    observe(project)
+    kept, _ = observe(project)
+    assert len(reads) == 3  # the second run was all hits
+    definition = json.loads((project / ".retrain/webservices/ws-a.json").read_text())
+    state = kept["ep-a"]
+    assert state is not None
+    tags = webservice.owned_tags(definition)
+    assert state.revision == webservice.revision(URI, tags)
+    path = project / ".retrain/webservices/ws-a.json"
+    path.write_text(path.read_text().replace('"ep-a"', '"ep-x"'))
+    edited, _ = observe(project)
+    after = edited["ep-a"]
+    assert after is not None and after.revision != state.revision
+
+
+def _row_cache(project: Path, value: object) -> bytes:
+    """An observed cache whose row for ws-a.json matches the file's key, holding ``value``."""
+    info = (project / ".retrain/webservices/ws-a.json").stat()
+    row = [*statcache.key_of(info), statcache.now_ns(), value]
+    return json.dumps({"format": 2, "entries": {"ws-a.json": row}}).encode()
+
+
+GOOD_ROW = [
+    "Bike Demand [trained model]",
+    URI,
+    "0123456789abcdef",
+    ["Bike Demand [trained model]"],
+    {model.TAG_MANAGED_BY: model.MANAGED_BY, model.TAG_ENDPOINT: "ep-a"},
+    "ep-a",
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        5,
+        GOOD_ROW[:5],
+        ["another asset", *GOOD_ROW[1:]],
+        [*GOOD_ROW[:2], 12345, *GOOD_ROW[3:]],
+        [*GOOD_ROW[:3], ["x", 1], *GOOD_ROW[4:]],
+        [*GOOD_ROW[:4], {model.TAG_ENDPOINT: 7}, GOOD_ROW[5]],
+        [*GOOD_ROW[:4], ["not", "a", "map"], GOOD_ROW[5]],
+        [*GOOD_ROW[:5], True],
+        [GOOD_ROW[0], 3.5, *GOOD_ROW[2:]],
+    ],
+)
+def test_a_cached_row_of_the_wrong_shape_is_read_again(
+    project: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch, value: object
+) -> None:
+    monkeypatch.setattr(statcache, "TICK_NS", 0)
+    fresh, _ = observe(project)
+    _cache_of(project).write_bytes(_row_cache(project, value))
+    assert observe(project)[0] == fresh
+    assert reads.count("ws-a.json") == 2
+
+
+def test_a_well_formed_row_is_used_as_it_is(
+    project: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows above are refused for their shape alone: this one, of the same file's
+    key, is used (the cache is trusted while the file's key matches)."""
+    monkeypatch.setattr(statcache, "TICK_NS", 0)
+    observe(project)
+    _cache_of(project).write_bytes(_row_cache(project, GOOD_ROW))
+    state = observe(project)[0]["ep-a"]
+    assert reads.count("ws-a.json") == 1
+    assert state is not None and state.revision == "0123456789abcdef"
+    assert state.assets == ("Bike Demand [trained model]",)
+
+
+def test_an_old_format_cache_with_a_malformed_value_is_no_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Format 1 kept the owned part of each definition as an object; one of the wrong
+    shape under a matching key was an error ("definition has no properties.assets map")
+    where a corrupt cache must only be rebuilt."""
+    monkeypatch.setattr(statcache, "TICK_NS", 0)
+    fresh, _ = observe(project)
+    info = (project / ".retrain/webservices/ws-a.json").stat()
+    entry = {
+        "key": list(statcache.key_of(info)),
+        "checked": statcache.now_ns(),
+        "value": {"properties": {"assets": 5}, "tags": {}},
+    }
+    document = {"format": 1, "entries": {"ws-a.json": entry}}
+    _cache_of(project).write_text(json.dumps(document))
+    assert observe(project)[0] == fresh
+
+
+def test_another_asset_name_reads_the_definition_again(
+    project: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "TICK_NS", 0)
+    observe(project)
+    manifest = project / "retrain.yaml"
+    manifest.write_text(manifest.read_text().replace("Bike Demand [trained model]", "Score Model"))
+    states, _ = observe(project)
+    assert len(reads) == 6
+    state = states["ep-a"]
+    assert state is not None and state.model_uri != URI
+
+
+def test_managed_reads_a_definition_replaced_since_observe(project: Path) -> None:
+    """A definition rewritten as retrain writes one (a new file renamed over it) after
+    observe read it is a new file: managed reads it and reports what it says now."""
+    _, provider = observe(project)
+    path = project / ".retrain/webservices/ws-a.json"
+    replaced = project / ".retrain/webservices/.ws-a.json.new"
+    replaced.write_text(path.read_text().replace('"ep-a"', '"ep-gone"'))
+    replaced.replace(path)
+    found = {m.web_service: m.endpoint for m in provider.managed(())}
+    assert found == {"ws-a": "ep-gone", "ws-b": "ep-b", "ws-c": "ep-c"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from reconciler.providers import base, common, digests, statcache, webservice
 from reconciler.providers.local import (
     backend,
     filelock,
+    observed,
     runner,
     safefs,
     store,
@@ -62,10 +64,10 @@ class LocalProvider:
         # Input and code digests, kept while each file is unchanged (see statcache).
         self.digests = statcache.StatCache(state_dir / CACHE / "digests.json")
         # The owned parts of definitions, kept while each file is unchanged (see observe).
-        self.observed = statcache.StatCache(state_dir / CACHE / "observed.json")
-        # What the last observe read: file name → (its identity, its tags); only the tags,
-        # for managed(): 10,000 whole definitions kept would triple a plan's memory.
-        self._observed: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self.observed = statcache.RowCache(state_dir / CACHE / "observed.json")
+        # What the last observe found, per file name, for managed(): only the file's
+        # identity and its owned tags (10,000 whole definitions would triple a plan's memory).
+        self._observed: dict[str, observed.Seen] = {}
         self.runner = training or subprocess_runner.SubprocessRunner(workdir=workdir, env=self.env)
 
     # -- content digests -------------------------------------------------
@@ -82,85 +84,92 @@ class LocalProvider:
     ) -> Mapping[str, model.ServiceState | None]:
         """Each endpoint's definition file, the folder checked and opened once: read, or,
         while the file is unchanged since a run read it (its key, see ``statcache``),
-        the owned fields that run took from it (``<stateDir>/cache/observed.json``: at
-        10,000 services, parsing 60 MB of definitions was most of a plan). What was seen
-        is kept for ``managed``, which then reads no file again."""
+        the state that run derived from it (``<stateDir>/cache/observed.json``, see
+        ``observed``: at 10,000 services, parsing 60 MB of definitions was most of a
+        plan, and re-deriving their states the rest). What was seen is kept for
+        ``managed``, which then reads no file again."""
         out: dict[str, model.ServiceState | None] = {}
-        seen: dict[str, tuple[tuple[int, ...], Any]] = {}
-        folder = str(self.services)
+        seen: dict[str, observed.Seen] = {}
         with (
             gcpause.paused(),  # 10,000 states and the cache's entries: no garbage
             safefs.Folder(self.services, root=self.state_dir, what=WHAT) as files,
         ):
             for ep in endpoints:
                 name = _file_name(ep.web_service)  # refused in order
-                where = f"{folder}/{name}"
-                owned, info = self._owned(files, name, where)
-                if owned is None or info is None:
+                found = self._observe_one(files, name, ep)
+                if found is None:
                     out[ep.name] = None
                     continue
-                seen[name] = (_identity(info), webservice.get(owned, "tags"))
-                out[ep.name] = common.service_state(owned, ep, uri_for=store.uri_for, where=where)
+                state, seen[name] = found
+                out[ep.name] = state
         self._observed = seen
         return out
 
-    def _owned(
-        self, files: safefs.Folder, name: str, where: str
-    ) -> tuple[dict[str, Any] | None, os.stat_result | None]:
-        """The definition ``name``, cut down to what observing it reads (``_owned_part``),
-        from the cache when its file is unchanged; (None, None) when there is none."""
+    def _observe_one(
+        self, files: safefs.Folder, name: str, ep: model.Endpoint
+    ) -> tuple[model.ServiceState, observed.Seen] | None:
+        """``ep``'s service from its definition file ``name``: from the cache when the
+        file is unchanged, else read (and kept); None when there is no such file."""
         info = files.regular(name)
+        kept = None
         if info is not None:
-            kept = self.observed.get(name, statcache.key_of(info))
-            if isinstance(kept, dict):
-                return kept, info
-        checked = statcache.now_ns()
-        data, info = files.read(name, safefs.DEFINITION_LIMIT)
-        if data is None or info is None:
-            return None, None
-        definition = _parse(data, where)
-        owned = _owned_part(definition)
-        if owned is None:
-            return definition, info  # not a definition observing can read: it says why
-        self.observed.put(name, statcache.key_of(info), checked, owned)
-        return owned, info
+            row = self.observed.get(name, statcache.key_of(info))
+            kept = None if row is None else observed.of_row(row, ep, uri_for=store.uri_for)
+        if kept is None or info is None:
+            checked = statcache.now_ns()
+            data, info = files.read(name, safefs.DEFINITION_LIMIT)
+            if data is None or info is None:
+                return None
+            where = f"{self.services}/{name}"
+            definition = _parse(data, where)
+            state, row = observed.of_definition(definition, ep, uri_for=store.uri_for, where=where)
+            self.observed.put(name, statcache.key_of(info), checked, row)
+            kept = state, row[-1]
+        state, endpoint = kept
+        return state, observed.Seen(info, endpoint, state.tags)
 
     def models(self, fingerprints: Iterable[str]) -> Mapping[str, model.ModelRecord]:
         return self.store.get_many(fingerprints)
 
     def managed(self, endpoints: Sequence[model.Endpoint]) -> Sequence[model.Managed]:
-        """The definitions in ``webservices/`` tagged as retrain's: one directory listing
-        and one read per definition file (local files: no request is counted). Files
-        whose names no service could have are not definitions and are passed over."""
+        """The definitions in ``webservices/`` tagged as retrain's: one directory listing,
+        and a read of each definition file the last ``observe`` did not read. Files whose
+        names no service could have are not definitions and are passed over.
+
+        A file observe read is taken as observe read it while its name still lists the
+        same file (the listing's inode, free on Linux: no ``stat``). Within one plan,
+        observe's reading is the snapshot the plan is made of: a definition rewritten as
+        retrain and editors write (a new file renamed over it) has a new inode and is
+        read again, one removed is not listed, and one edited in place since is reported
+        as observe saw it, as every other field of the plan is (a saved plan's stale
+        check reads the files again). A listing whose inode differs from ``stat``'s (some
+        union file systems) falls back to comparing the whole identity, as before."""
         if not self.services.is_dir():
             return ()
-        found = []
-        with os.scandir(self.services) as listing:  # names and link-ness: no stat each
-            entries = sorted((e for e in listing if e.name.endswith(".json")), key=_name)
+        with os.scandir(self.services) as listing:  # names, inodes and link-ness: no stat
+            entries = sorted((e for e in listing if e.name.endswith(".json")), key=_BY_NAME)
+        with gcpause.paused():  # 10,000 listed services: no garbage
+            return tuple(self._listed(entries))
+
+    def _listed(self, entries: Iterable[os.DirEntry[str]]) -> Iterator[model.Managed]:
+        """The services of ``entries`` tagged as retrain's (see ``managed``)."""
+        folder = self.services.name
         for entry in entries:
+            kept = self._observed.get(entry.name)  # observe refused a name no service has
             stem = entry.name.removesuffix(".json")
-            if not SERVICE_NAME.match(stem) or entry.is_symlink():
+            if entry.is_symlink() or (kept is None and not SERVICE_NAME.match(stem)):
                 continue
-            tags = self._observed_or_read(entry)
-            where = f"{self.services.name}/{entry.name}"
+            if kept is not None and _same_file(entry, kept.info):
+                if kept.endpoint is not None:
+                    where = f"{folder}/{entry.name}"
+                    yield model.Managed(kept.endpoint, stem, where, kept.tags, stem)
+                continue
+            where = f"{folder}/{entry.name}"
+            definition = self._read(stem)
+            tags = webservice.get(definition, "tags") if definition else None
             listed = model.managed_from_tags(stem, tags or {}, where, stem)
             if listed is not None:
-                found.append(listed)
-        return tuple(found)
-
-    def _observed_or_read(self, entry: os.DirEntry[str]) -> Any:
-        """The tags of the definition ``entry`` lists as the last ``observe`` read them, if
-        the file is still that one (same inode, size, modification and change times),
-        else read now (None: no definition)."""
-        kept = self._observed.get(entry.name)
-        if kept is not None:
-            try:
-                if _identity(entry.stat(follow_symlinks=False)) == kept[0]:
-                    return kept[1]
-            except OSError:
-                pass  # gone or unreadable since: the read says how
-        definition = self._read(entry.name.removesuffix(".json"))
-        return webservice.get(definition, "tags") if definition else None
+                yield listed
 
     def scoring(
         self, endpoints: Sequence[model.Endpoint], log: base.Log, scrub: Callable[[str], str]
@@ -343,6 +352,7 @@ class LocalProvider:
 
 
 WHAT = "web service definition"  # what errors call a definition file
+_BY_NAME = operator.attrgetter("name")  # a listing's entries in name order, at C speed
 
 
 def _identity(info: os.stat_result) -> tuple[int, ...]:
@@ -351,29 +361,14 @@ def _identity(info: os.stat_result) -> tuple[int, ...]:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def _owned_part(definition: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What ``webservice.state_of_definition`` reads of ``definition`` (its assets' names
-    and model locations, its tags), in the same shape, so it reads the same from either;
-    None when the definition is not one it can read (that is never cached)."""
+def _same_file(entry: os.DirEntry[str], info: os.stat_result) -> bool:
+    """Whether ``entry`` lists the file whose ``stat`` was ``info``."""
+    if entry.inode() == info.st_ino:
+        return True
     try:
-        assets = webservice.assets(definition)
-        webservice.owned_tags(definition)
-    except webservice.DefinitionError:
-        return None
-    kept = {
-        asset_id: {
-            "name": webservice.get(asset, "name"),
-            "locationInfo": {"uri": webservice.get(asset, "locationInfo", "uri")},
-        }
-        if isinstance(asset, dict)
-        else asset
-        for asset_id, asset in assets.items()
-    }
-    return {"properties": {"assets": kept}, "tags": webservice.get(definition, "tags")}
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
+        return _identity(entry.stat(follow_symlinks=False)) == _identity(info)
+    except OSError:
+        return False  # gone or unreadable since: the read says how
 
 
 def _file_name(web_service: str) -> str:
