@@ -60,6 +60,9 @@ class EntryCheck:
         self.ref = ref
         self.vouched = False  # an endpoint of this entry passed whole validation
         self.paths = _checks(composed, ref, template)  # None: validate each one whole
+        # Per templated path, the strings that passed its checks (pure: a string passes
+        # or not wherever it is): a fleet's inputs repeat a few values thousands of times.
+        self.passed: list[set[str]] = [set() for _ in self.paths or ()]
 
     def valid(self, site: Site, instance: Any) -> bool:
         """Whether ``instance`` (an endpoint of the entry) is valid; its problems are
@@ -72,13 +75,16 @@ class EntryCheck:
 
     def _strings_pass(self, instance: Any) -> bool:
         assert self.paths is not None
-        for rel, checks in self.paths:
+        for (rel, checks), passed in zip(self.paths, self.passed, strict=True):
             value = _at(instance, rel)
             if not isinstance(value, str):
                 return False
+            if value in passed:
+                continue
             for check in checks:
                 if not check(value):
                     return False
+            passed.add(value)
         return True
 
 
