@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import click
 
 from reconciler import errors
-from reconciler.cli.commands import cli
+from reconciler.cli.group import cli
 from reconciler.cli.options import Env
 
 
