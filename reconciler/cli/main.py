@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
 
 import click
@@ -113,6 +112,8 @@ def _stopped(state: Env, word: str, status: errors.ExitStatus) -> int:
 def _bug(state: Env, e: BaseException) -> int:
     """An error retrain did not expect: say so briefly; the traceback on request."""
     if state.traceback:
+        import traceback  # here, not at the top: only a bug report needs it (not --help)
+
         state.err(traceback.format_exc())
     state.err(
         f"Error: unexpected {type(e).__name__}: {_one_line(str(e))[:300]} "

@@ -5,8 +5,6 @@ session."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +82,8 @@ def log_record(text: str) -> str:
         if text.startswith(prefix):
             level, text = name, text.removeprefix(prefix)
             break
+    import json  # here, not at the top: --help, which logs nothing, starts without it
+
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     return json.dumps({"time": now, "level": level, "message": text}, ensure_ascii=False)
 
@@ -174,6 +174,8 @@ def settings_for(
 
 
 def _user() -> str:
+    import getpass  # here, not at the top: --help runs no command and needs no user
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
