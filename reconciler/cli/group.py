@@ -21,10 +21,10 @@ from click.exceptions import NoSuchCommand
 
 from reconciler import __version__
 from reconciler.cli import lazy
-from reconciler.cli.options import output_options
+from reconciler.cli.env import output_options
 
 if TYPE_CHECKING:  # the group's callback gets it; main makes it
-    from reconciler.cli.options import Env
+    from reconciler.cli.env import Env
 
 
 class Lazy:

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 import click
 
 from reconciler import errors
+from reconciler.cli.env import Env
 from reconciler.cli.group import cli
-from reconciler.cli.options import Env
 
 
 class Terminated(BaseException):
