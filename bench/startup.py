@@ -40,11 +40,9 @@ def main() -> None:
     compile_package()
     before = timing.load()
     floor = timing.repeat([sys.executable, "-c", "pass"], cwd=timing.ROOT, runs=args.runs)
-    help_ = timing.repeat(timing.retrain("--help"), cwd=timing.ROOT, runs=args.runs, warmup=2)
     with tempfile.TemporaryDirectory() as folder:
-        source = uncompiled_env(Path(folder))
-        uncached = timing.repeat(
-            timing.retrain("--help"), cwd=timing.ROOT, runs=args.runs, warmup=2, env=source
+        help_, uncached = alternating(
+            timing.retrain("--help"), [None, uncompiled_env(Path(folder))], runs=args.runs
         )
     after = timing.load()
     figure = timing.verdict(help_.wall, TARGET, "s")
@@ -80,6 +78,24 @@ def main() -> None:
 
 
 DONT_WRITE = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+
+
+WARMUP = 2  # uncounted runs of each: the first start after a change reads cold files
+
+
+def alternating(
+    args: list[str], envs: list[dict[str, str] | None], *, runs: int
+) -> tuple[timing.Run, ...]:
+    """The median run of ``args`` under each environment, the runs taken in turn, so a
+    change in the machine's load weighs on each alike (the two rows are compared)."""
+    for _ in range(WARMUP):
+        for env in envs:
+            timing.timed(args, cwd=timing.ROOT, env=env)
+    done: list[list[timing.Run]] = [[] for _ in envs]
+    for _ in range(runs):
+        for runs_of, env in zip(done, envs, strict=True):
+            runs_of.append(timing.timed(args, cwd=timing.ROOT, env=env))
+    return tuple(timing.median_of(r) for r in done)
 
 
 def compile_package() -> None:
