@@ -1,4 +1,6 @@
-"""The ``retrain`` commands: flags → settings → engine → a rendering and an exit code."""
+"""The ``retrain`` commands: flags → settings → engine → a rendering and an exit code.
+
+The group (``cli.group``) names them and imports this module when one is looked up."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import click
 from click import shell_completion
 
 from reconciler import (
-    __version__,
     apply,
     engine,
     errors,
@@ -25,7 +26,8 @@ from reconciler import (
     trend,
 )
 from reconciler import plan as planning
-from reconciler.cli import jsonout, lazy, lifecycle, pagecmd, watchcmd
+from reconciler.cli import jsonout, lifecycle
+from reconciler.cli.group import cli
 from reconciler.cli.options import (
     Env,
     manifest_option,
@@ -34,8 +36,6 @@ from reconciler.cli.options import (
     session_for,
     settings_for,
 )
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def rendering_options(f: Any) -> Any:
@@ -82,41 +82,7 @@ def _print_plan(
         env.out(render.plan_text(the_plan, style=env.style(), verbose=verbose))
 
 
-@click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="retrain")
-@click.option(
-    "--traceback",
-    "show_traceback",
-    is_flag=True,
-    help="Show the full traceback of an unexpected error.",
-)
-@output_options
-@click.pass_obj
-def cli(env: Env, show_traceback: bool) -> None:
-    """Reconcile ML models behind web services with the models a manifest declares.
-
-    \b
-    retrain init                write a starter manifest and trainer
-    retrain validate            check the manifest
-    retrain plan                show what would change, and why
-    retrain apply [PLANFILE]    train what is needed, gate it, update web services
-    retrain show PLANFILE       render a saved plan again (text, json, markdown)
-    retrain status              what each endpoint serves now
-    retrain history             what served what, when
-    retrain models list|gc      stored models; remove those nothing references
-    retrain watch               run as a controller: reconcile on changes, schedules
-    retrain force-unlock ID     release a stuck apply lock
-    retrain completion SHELL    shell completion script (bash, zsh, fish)
-
-    Exit codes: 0 success, 1 error, 2 plan has changes (with --detailed-exitcode),
-    130 interrupted.
-    """
-    lazy.load_all()  # a command runs: load the core now, in this thread (see cli.lazy)
-    env.traceback = env.traceback or show_traceback
-    env.colour = env.colour and "NO_COLOR" not in env.vars
-
-
-@cli.command()
+@click.command()
 @manifest_option
 @click.pass_obj
 def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
@@ -130,7 +96,7 @@ def validate(env: Env, manifest: Path | None, state_dir: Path | None) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @manifest_option
 @selection_options
 @click.option(
@@ -269,7 +235,7 @@ def format_options(f: Any) -> Any:
     )(f)
 
 
-@cli.command(name="apply")
+@click.command(name="apply")
 @manifest_option
 @selection_options
 @click.argument(
@@ -418,7 +384,7 @@ def _apply_fresh(
     return None, "cancelled"
 
 
-@cli.command()
+@click.command()
 @click.argument("planfile_path", metavar="PLANFILE", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -446,7 +412,7 @@ def show(
     )
 
 
-@cli.command(name="force-unlock")
+@click.command(name="force-unlock")
 @manifest_option
 @click.argument("lock_id")
 @click.pass_obj
@@ -460,7 +426,7 @@ def force_unlock(env: Env, manifest: Path | None, state_dir: Path | None, lock_i
     env.out(f"Released the lock held by {holder}.\n")
 
 
-@cli.command()
+@click.command()
 @manifest_option
 @selection_options
 @format_options
@@ -486,7 +452,7 @@ def status(
         env.out(render.status_text(rows, metrics))
 
 
-@cli.command()
+@click.command()
 @manifest_option
 @click.argument("endpoint", required=False)
 @format_options
@@ -549,7 +515,7 @@ def _sparklines(session: engine.Session, entries: list[model.HistoryEntry], endp
 COMPLETE_VAR = "_RETRAIN_COMPLETE"  # click's default for prog_name "retrain"
 
 
-@cli.command()
+@click.command()
 @manifest_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -583,7 +549,7 @@ def serve(
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 @output_options
 @click.pass_obj
@@ -604,9 +570,3 @@ def _finite_seconds(value: float) -> float:
     if not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds")
     return value
-
-
-cli.add_command(lifecycle.init_cmd)
-cli.add_command(lifecycle.models_group)
-cli.add_command(watchcmd.watch_cmd)  # retrain watch: the controller (issue 12)
-cli.add_command(pagecmd.page_cmd)  # retrain page: the status page alone (issue 12)

@@ -13,14 +13,13 @@ import re
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
 
 import click
 
 from reconciler import errors
-from reconciler.cli.commands import cli
-from reconciler.cli.options import Env
+from reconciler.cli.env import Env
+from reconciler.cli.group import cli
 
 
 class Terminated(BaseException):
@@ -113,6 +112,8 @@ def _stopped(state: Env, word: str, status: errors.ExitStatus) -> int:
 def _bug(state: Env, e: BaseException) -> int:
     """An error retrain did not expect: say so briefly; the traceback on request."""
     if state.traceback:
+        import traceback  # here, not at the top: only a bug report needs it (not --help)
+
         state.err(traceback.format_exc())
     state.err(
         f"Error: unexpected {type(e).__name__}: {_one_line(str(e))[:300]} "
