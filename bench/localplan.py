@@ -18,6 +18,7 @@ figures of an older commit: `git worktree add /tmp/old <commit>`; `--code /tmp/o
 from __future__ import annotations
 
 import argparse
+import compileall
 import math
 import os
 import shutil
@@ -93,6 +94,9 @@ def main() -> None:
     env = dict(os.environ, CI="true")
     if args.code:
         env["PYTHONPATH"] = str(args.code.resolve())
+    # As installed: retrain's bytecode written (make install does it; an edited file since
+    # would otherwise be compiled again by every run, where PYTHONDONTWRITEBYTECODE is set).
+    compileall.compile_dir((args.code or timing.ROOT) / "reconciler", quiet=1)
     before = timing.load()
     rows, points, validate = [], [], None
     with tempfile.TemporaryDirectory(prefix="retrain-localplan-") as tmp:
