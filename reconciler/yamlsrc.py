@@ -260,32 +260,40 @@ def _from_events(parser: Any) -> Located:
     located = Located(None)
     if isinstance(event, yaml.StreamEndEvent):
         return located  # an empty document
-    constructor = _Scalars()
-    # Per open collection: [the container, its pointer, a mapping's pending key, its line].
+    lines, scalars = located.lines, _Scalars()
+    # Per open collection: [the container, its pointer, whether a mapping, its pending
+    # key, that key's line, the pointer of that key's value].
     frames: list[list[Any]] = []
+    top: list[Any] | None = None
     event = get()
     while True:
-        top = frames[-1] if frames else None
+        if top is not None and top[2] and top[3] is None and type(event) is not _MAP_END:
+            _key(event, top)  # a mapping's key
+            event = get()
+            continue
         if top is not None and isinstance(event, _ENDS):
             value = frames.pop()[0]
-        elif top is not None and isinstance(top[0], dict) and top[2] is None:
-            _key(event, top)
-            event = get()
-            continue
-        elif isinstance(event, yaml.ScalarEvent):
-            value = _scalar_at(event, _noted(event, top, located), located, constructor)
         else:
-            ptr = _noted(event, top, located)
-            if not isinstance(event, _STARTS):
-                raise _Unusual  # the stream ends inside a collection: libyaml says why first
-            if event.tag is not None or len(frames) >= _DIRECT_DEPTH:
+            if event.anchor is not None or len(lines) > MAX_VALUES:
                 raise _Unusual
-            frames.append([{} if isinstance(event, yaml.MappingStartEvent) else [], ptr, None, 0])
-            event = get()
-            continue
-        if not frames:
+            ptr = "" if top is None else top[5] if top[2] else f"{top[1]}/{len(top[0])}"
+            lines[ptr] = event.start_mark.line + 1
+            if type(event) is not yaml.ScalarEvent:
+                frames.append(top := _frame(event, ptr, len(frames)))
+                event = get()
+                continue
+            value = _direct_scalar(event, scalars)
+            if not event.style and surprising(event.value, value):  # plain: libyaml's ""
+                located.converted[ptr] = event.value
+        top = frames[-1] if frames else None
+        if top is None:
             break
-        _deliver(frames[-1], value, located.lines)
+        if top[2]:
+            top[0][top[3]] = value
+            lines[top[5]] = top[4]  # a key's value: the key's line
+            top[3] = None
+        else:
+            top[0].append(value)
         event = get()
     if not isinstance(get(), yaml.DocumentEndEvent) or not isinstance(get(), yaml.StreamEndEvent):
         raise _Unusual  # another document follows: the composer says so
@@ -293,19 +301,19 @@ def _from_events(parser: Any) -> Located:
     return located
 
 
+_MAP_END = yaml.MappingEndEvent
 _ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 
 
-def _noted(event: Any, frame: list[Any] | None, located: Located) -> str:
-    """The pointer of the value ``event`` starts, its line noted (as ``_build`` notes it)."""
-    if event.anchor is not None or isinstance(event, yaml.AliasEvent):
+def _frame(event: Any, ptr: str, depth: int) -> list[Any]:
+    """The frame of the collection ``event`` starts at ``ptr`` (an alias, the stream
+    ending inside a collection, a tag or deep nesting: left to the composer)."""
+    mapping = type(event) is yaml.MappingStartEvent
+    if not mapping and type(event) is not yaml.SequenceStartEvent:
         raise _Unusual
-    if len(located.lines) > MAX_VALUES:
+    if event.tag is not None or depth >= _DIRECT_DEPTH:
         raise _Unusual
-    ptr = _child(frame)
-    located.lines[ptr] = event.start_mark.line + 1
-    return ptr
+    return [{} if mapping else [], ptr, mapping, None, 0, ""]
 
 
 class _Scalars:
@@ -315,13 +323,6 @@ class _Scalars:
     def __init__(self) -> None:
         self.constructor = yaml.constructor.SafeConstructor()
         self.tags: dict[str, str] = {}
-
-
-def _scalar_at(event: Any, ptr: str, located: Located, constructor: _Scalars) -> Any:
-    value = _direct_scalar(event, constructor)
-    if not event.style and surprising(event.value, value):  # plain: "" from libyaml
-        located.converted[ptr] = event.value
-    return value
 
 
 def _key(event: Any, frame: list[Any]) -> None:
@@ -335,7 +336,9 @@ def _key(event: Any, frame: list[Any]) -> None:
     if event.value in frame[0]:
         raise _Unusual  # a duplicate key
     mark: Any = event.start_mark  # libyaml marks every event
-    frame[2], frame[3] = event.value, mark.line + 1
+    key = event.value
+    frame[3], frame[4] = key, mark.line + 1
+    frame[5] = f"{frame[1]}/{escape(key) if '~' in key or '/' in key else key}"
 
 
 def _resolved(event: Any, memo: dict[str, str]) -> str:
@@ -348,29 +351,6 @@ def _resolved(event: Any, memo: dict[str, str]) -> str:
     if tag is None:
         tag = memo[event.value] = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
     return tag
-
-
-def _child(frame: list[Any] | None) -> str:
-    """The pointer of the next value in ``frame`` (the document's own: ``""``)."""
-    if frame is None:
-        return ""
-    if isinstance(frame[0], dict):
-        return f"{frame[1]}/{_token(frame[2])}"
-    return f"{frame[1]}/{len(frame[0])}"
-
-
-def _token(key: str) -> str:
-    return escape(key) if "~" in key or "/" in key else key
-
-
-def _deliver(frame: list[Any], value: Any, lines: dict[str, int]) -> None:
-    container = frame[0]
-    if isinstance(container, dict):
-        container[frame[2]] = value
-        lines[f"{frame[1]}/{_token(frame[2])}"] = frame[3]  # a key's value: the key's line
-        frame[2] = None
-    else:
-        container.append(value)
 
 
 def _direct_scalar(event: Any, scalars: _Scalars) -> Any:
