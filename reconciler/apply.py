@@ -16,12 +16,15 @@ import enum
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler import errors, fingerprint, model, plan
 from reconciler import progress as progress_
 from reconciler.providers import base
+
+if TYPE_CHECKING:  # imported where a pool is made (see _pool)
+    import concurrent.futures
 
 Progress = progress_.Sink
 
@@ -90,7 +93,7 @@ def execute(
     say how to reach each web service."""
     started = time.monotonic()
     context = _Context(the_plan, endpoints, provider, training.failed, actor, progress)
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+    with _pool(parallelism) as pool:
         results = tuple(pool.map(context.act, the_plan.changes))
     return Report(
         results,
@@ -190,7 +193,7 @@ def train_models(
         line = f"trained model {fp} in {time.monotonic() - began:.1f}s: {shown}"
         progress(_event(progress_.Kind.DONE, job, line, shown))
 
-    with beat, ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    with beat, _pool(max(1, parallelism)) as pool:
         try:
             list(pool.map(run, enumerate(jobs, 1)))
         except BaseException:
@@ -413,3 +416,11 @@ class _Context:
                 manifest_digest=self.the_plan.manifest_digest,
             )
         )
+
+
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """A pool of ``workers`` threads. concurrent.futures (and the logging it imports) is
+    imported here, by an apply: a plan, which runs none, starts without it."""
+    import concurrent.futures
+
+    return concurrent.futures.ThreadPoolExecutor(max_workers=workers)

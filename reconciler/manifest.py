@@ -115,6 +115,7 @@ class _Context:
     # What an endpoint's untemplated values gave without a problem, for the next endpoint
     # with the same values (a forEach entry's endpoints share them: templates.Substitution):
     checked: dict[tuple[str, str], Path] = field(default_factory=dict)  # (definition, asset)
+    inputs: dict[str, str] = field(default_factory=dict)  # location → as the backend reads it
     sources: dict[str, model.Source] = field(default_factory=dict)  # by an endpoint's pointer
     last_gate: tuple[Any, Any, model.Gate] | None = None  # (gate's value, site's origins, it)
     last_parameters: tuple[Any, ...] = ()  # (trainer, parameters, secret parameters) checked
@@ -209,10 +210,7 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
             f"no trainer named {spec['trainer']!r} "
             f"(declared: {', '.join(sorted(ctx.trainers)) or 'none'})",
         )
-    inputs = {
-        key: ctx.backend.input(location, site, ("inputs", key), ctx.base)
-        for key, location in spec["inputs"].items()
-    }
+    inputs = {key: _input(key, location, site, ctx) for key, location in spec["inputs"].items()}
     address = ctx.backend.address(spec, site, trainer)
     definition = _definition(spec, site, ctx) if "definition" in spec else None
     if trainer is None or None in inputs.values() or site.poisoned:
@@ -232,7 +230,7 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         asset=spec["asset"],
         version=str(spec["version"]),
         trainer=trainer,
-        inputs=model.frozen_map({k: str(v) for k, v in inputs.items()}),
+        inputs=model.frozen_map(inputs),
         parameters=parameters,
         secret_parameters=secret_parameters,
         gate=_gate(spec.get("gate"), site, ctx),
@@ -240,6 +238,19 @@ def _endpoint(spec: Mapping[str, Any], site: Site, ctx: _Context) -> model.Endpo
         source=ctx.sources[site.ptr],
         address=address,
     )
+
+
+def _input(key: str, location: str, site: Site, ctx: _Context) -> str | None:
+    """The input at ``location`` as the backend reads it: asked once per distinct
+    location, when it gives one without a problem (a fleet's endpoints share a few)."""
+    known = ctx.inputs.get(location)
+    if known is not None and not site.poisoned:
+        return known
+    before = len(site.problems)
+    found = ctx.backend.input(location, site, ("inputs", key), ctx.base)
+    if found is not None and len(site.problems) == before and not site.poisoned:
+        ctx.inputs[location] = found
+    return found
 
 
 def _definition(spec: Mapping[str, Any], site: Site, ctx: _Context) -> Path | None:
@@ -263,9 +274,8 @@ def _check_parameters(
     """The endpoint's parameter names, checked (once for the same values as the last
     endpoint's, when those had no problem)."""
     values = (trainer, spec.get("parameters"), spec.get("secretParameters"))
-    if len(ctx.last_parameters) == len(values) and all(
-        a is b for a, b in zip(ctx.last_parameters, values, strict=True)
-    ):
+    last = ctx.last_parameters
+    if last and last[0] is values[0] and last[1] is values[1] and last[2] is values[2]:
         return
     before = len(site.problems)
     _check_parameter_names(trainer.name, trainer.spec.declared_parameters(), spec, site)

@@ -191,6 +191,8 @@ def _document_violations(
 ) -> list[tuple[Rel, str, str | None]]:
     from reconciler import templatecheck  # it builds on this module's checks
 
+    if templatecheck.checker(composed)(instance):
+        return []  # valid: jsonschema's verdict too, without importing it
     cut = templatecheck.cut_document(composed, instance)
     if cut is not None:
         document, lists = cut
@@ -201,9 +203,14 @@ def _document_violations(
 
 
 def validate_at(site: Site, instance: Any, ref: str) -> bool:
-    """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid."""
-    valid = True
+    """Check an assembled value against the ``$defs`` entry ``ref``; whether it is valid
+    (jsonschema words the problems of an invalid one)."""
+    from reconciler import templatecheck  # it builds on this module's checks
+
     composed = site.problems.schema
+    if templatecheck.checker(composed, ref)(instance):
+        return True
+    valid = True
     for rel, message, _ in _violations(composed, composed.at(ref), instance):
         site.add(rel, message)
         valid = False

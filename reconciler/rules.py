@@ -45,7 +45,9 @@ class Rules(Protocol):
         ...
 
     def input(self, location: str, site: Site, rel: Rel, base: Path) -> str | None:
-        """The input at ``location`` as this backend reads it, or None with a problem."""
+        """The input at ``location`` as this backend reads it, or None with a problem.
+        A function of ``location`` and ``base``: the loader asks once per distinct
+        location and keeps what it gives without a problem for the other endpoints."""
         ...
 
     def address(

@@ -38,13 +38,27 @@ GENERATED = (
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A composed manifest schema and its compiled validator."""
+    """A composed manifest schema, and its validator when one is asked for: jsonschema
+    (with referencing and attrs, ~80 ms to import here, most of a small plan's start)
+    is imported only to word the problems of an invalid manifest; a valid one is found
+    valid by the checks ``templatecheck`` compiles from this schema."""
 
     document: dict[str, Any]
-    validator: jsonschema.Draft202012Validator
     _at: dict[str, jsonschema.Draft202012Validator] = field(
         default_factory=dict, compare=False, repr=False
     )
+    kept: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What is made from the schema once per process (validators, compiled checks)."""
+
+    @property
+    def validator(self) -> jsonschema.Draft202012Validator:
+        """The jsonschema validator of the whole schema (made, and imported, once)."""
+        made: jsonschema.Draft202012Validator | None = self.kept.get("validator")
+        if made is None:
+            import jsonschema
+
+            made = self.kept["validator"] = jsonschema.Draft202012Validator(self.document)
+        return made
 
     def at(self, ref: str) -> jsonschema.Draft202012Validator:
         """The validator of the subschema at ``ref`` (``#/$defs/NAME``), made once: making
@@ -99,12 +113,9 @@ def _kind_description(names: list[str]) -> str:
 
 @cache
 def composed(fragments: tuple[tuple[str, str], ...]) -> Schema:
-    """The compiled schema for ``(kind, fragment as JSON text)`` pairs: built and
-    compiled once per process for each set of backends."""
-    import jsonschema
-
-    doc = compose([(name, json.loads(text)) for name, text in fragments])
-    return Schema(doc, jsonschema.Draft202012Validator(doc))
+    """The schema for ``(kind, fragment as JSON text)`` pairs: built once per process for
+    each set of backends (its validator made when first asked for)."""
+    return Schema(compose([(name, json.loads(text)) for name, text in fragments]))
 
 
 def published(document: Mapping[str, Any]) -> str:

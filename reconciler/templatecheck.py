@@ -76,7 +76,12 @@ class EntryCheck:
     def _strings_pass(self, instance: Any) -> bool:
         assert self.paths is not None
         for (rel, checks), passed in zip(self.paths, self.passed, strict=True):
-            value = _at(instance, rel)
+            value = instance
+            try:
+                for key in rel:
+                    value = value[key]
+            except (KeyError, IndexError, TypeError):
+                return False
             if not isinstance(value, str):
                 return False
             if value in passed:
@@ -180,12 +185,6 @@ def _step(instance: Any, key: str | int) -> Any:
         return None
 
 
-def _at(instance: Any, rel: Rel) -> Any:
-    for key in rel:
-        instance = _step(instance, key)
-    return instance
-
-
 def _leaf(composed: schema.Schema, node: Any) -> Check:
     """A check of a templated string against ``node``: one closure of a few regular
     expressions and bounds when ``node`` says only what ``_LEAF`` names."""
@@ -207,11 +206,15 @@ def _leaf(composed: schema.Schema, node: Any) -> Check:
 _OWN = frozenset(
     {
         *("type", "pattern", "minLength", "maxLength", "minimum", "maximum"),
+        *("exclusiveMinimum", "exclusiveMaximum", "const", "enum", "uniqueItems", "oneOf"),
         *("properties", "patternProperties", "additionalProperties", "required"),
         *("propertyNames", "minProperties", "maxProperties", "items", "minItems", "maxItems"),
-        *("$ref", "allOf", *_ANNOTATIONS),
+        *("$ref", "allOf", "unevaluatedProperties", "$defs", "$schema", "$id", *_ANNOTATIONS),
     }
 )
+# In-place keywords whose annotations ``unevaluatedProperties`` would have to follow (and
+# ``compiled`` does not): a schema with one of them under it is left to jsonschema.
+_IN_PLACE = frozenset({"anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"})
 _TYPES: dict[str, Callable[[Any], bool]] = {  # jsonschema's draft 2020-12 type checker
     "string": lambda v: isinstance(v, str),
     "object": lambda v: isinstance(v, dict),
@@ -227,21 +230,123 @@ _TYPES: dict[str, Callable[[Any], bool]] = {  # jsonschema's draft 2020-12 type 
 
 
 def compiled(composed: schema.Schema, node: Any, depth: int = 0) -> Check:
-    """Whether a value is valid against the subschema ``node`` (a closure made once)."""
+    """Whether a value is valid against the subschema ``node`` (a closure made once):
+    exactly jsonschema's verdict, by its own checks where ``_OWN`` names every keyword of
+    ``node`` (and of what it refers to), else by jsonschema itself (imported then)."""
     if isinstance(node, bool):
         return _always if node else _never
     if not isinstance(node, dict) or not set(node) <= _OWN or depth > yamlsrc.MAX_DEPTH:
-        validator = composed.validator.evolve(schema=node)
-        return lambda value: bool(validator.is_valid(value))
+        return _by_jsonschema(composed, node)
+    if not _own_values(node):
+        return _by_jsonschema(composed, node)
     parts = [_own(composed, node, depth)]
     if "$ref" in node:
         ref = str(node["$ref"])
         if not ref.startswith(_DEFS):
-            validator = composed.validator.evolve(schema=node)
-            return lambda value: bool(validator.is_valid(value))
+            return _by_jsonschema(composed, node)
         parts.append(compiled(composed, composed.definition(ref[len(_DEFS) :]), depth + 1))
     parts += [compiled(composed, part, depth + 1) for part in node.get("allOf", [])]
+    if "oneOf" in node:
+        parts.append(_one_of([compiled(composed, part, depth + 1) for part in node["oneOf"]]))
+    if node.get("unevaluatedProperties", True) is not True:
+        evaluated = _evaluated(composed, node, depth, top=True)
+        if evaluated is None:
+            return _by_jsonschema(composed, node)
+        parts.append(_none_unevaluated(*evaluated))
     return _every(parts)
+
+
+def checker(composed: schema.Schema, ref: str | None = None) -> Check:
+    """The compiled check of the whole schema (or of its ``$defs`` entry ``ref``), made
+    once per schema: what says a valid manifest is valid without jsonschema."""
+    key = f"check {ref}"
+    if key not in composed.kept:
+        node = composed.document if ref is None else {"$ref": ref}
+        composed.kept[key] = compiled(composed, node)
+    check: Check = composed.kept[key]
+    return check
+
+
+def _by_jsonschema(composed: schema.Schema, node: Any) -> Check:
+    """jsonschema's verdict on ``node``, its validator made on first use."""
+    made: list[Any] = []
+
+    def valid(value: Any) -> bool:
+        if not made:
+            made.append(composed.validator.evolve(schema=node))
+        return bool(made[0].is_valid(value))
+
+    return valid
+
+
+def _own_values(node: dict[str, Any]) -> bool:
+    """Whether the keywords below that ``_own`` checks have values it checks exactly:
+    ``const`` and ``enum`` of strings (jsonschema's equality of a string is ``==``; of
+    numbers and booleans it is not), ``unevaluatedProperties`` true or false."""
+    if "const" in node and not isinstance(node["const"], str):
+        return False
+    enum = node.get("enum", [])
+    if not isinstance(enum, list) or not all(isinstance(v, str) for v in enum):
+        return False
+    return node.get("unevaluatedProperties", True) in (True, False)
+
+
+def _one_of(checks: list[Check]) -> Check:
+    """Whether exactly one of ``checks`` passes."""
+
+    def one_of(value: Any) -> bool:
+        return sum(1 for check in checks if check(value)) == 1
+
+    return one_of
+
+
+def _evaluated(
+    composed: schema.Schema, node: Any, depth: int, *, top: bool = False
+) -> tuple[frozenset[str], list[re.Pattern[str]], bool] | None:
+    """The property names ``node`` and the subschemas it applies in place (``$ref``,
+    ``allOf``) evaluate, their patterns, and whether one evaluates every other key
+    (``additionalProperties``); None where that depends on more (``_IN_PLACE``, another
+    ``unevaluatedProperties`` below, a remote ``$ref``). For a valid instance these are
+    what ``unevaluatedProperties`` may not go beyond (an invalid one fails anyway)."""
+    if isinstance(node, bool):
+        return frozenset(), [], False
+    if not isinstance(node, dict) or depth > yamlsrc.MAX_DEPTH or _IN_PLACE & set(node):
+        return None
+    if not top and "unevaluatedProperties" in node:
+        return None
+    names = set(node.get("properties", {}))
+    patterns = [re.compile(p) for p in node.get("patternProperties", {})]
+    every = "additionalProperties" in node
+    parts = list(node.get("allOf", []))
+    if "$ref" in node:
+        ref = str(node["$ref"])
+        if not ref.startswith(_DEFS):
+            return None
+        parts.append(composed.definition(ref[len(_DEFS) :]))
+    for part in parts:
+        found = _evaluated(composed, part, depth + 1)
+        if found is None:
+            return None
+        names |= found[0]
+        patterns += found[1]
+        every = every or found[2]
+    return frozenset(names), patterns, every
+
+
+def _none_unevaluated(names: frozenset[str], patterns: list[re.Pattern[str]], every: bool) -> Check:
+    """``unevaluatedProperties: false`` for an instance whose other checks pass."""
+    if every:
+        return _always
+
+    def none_unevaluated(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for key in value:
+            if key not in names and not any(p.search(key) for p in patterns):
+                return False
+        return True
+
+    return none_unevaluated
 
 
 def _every(checks: list[Check]) -> Check:
@@ -278,6 +383,7 @@ def _own(composed: schema.Schema, node: dict[str, Any], depth: int) -> Check:
     if "minimum" in node or "maximum" in node:
         low, high = node.get("minimum"), node.get("maximum")
         checks.append(lambda v: not _TYPES["number"](v) or _within(v, low, high))
+    checks += _exact_checks(node)
     if {"properties", "patternProperties", "additionalProperties", "required"} & set(node) or {
         "propertyNames",
         "minProperties",
@@ -302,6 +408,39 @@ def _of_kinds(names: list[str]) -> Check:
         return False
 
     return of_kinds
+
+
+def _exact_checks(node: dict[str, Any]) -> list[Check]:
+    """``const`` and ``enum`` (of strings: ``_own_values``), the exclusive bounds and
+    ``uniqueItems``, as jsonschema checks them."""
+    checks: list[Check] = []
+    if "const" in node:
+        const = node["const"]
+        checks.append(lambda v: isinstance(v, str) and v == const)
+    if "enum" in node:
+        allowed = frozenset(node["enum"])
+        checks.append(lambda v: isinstance(v, str) and v in allowed)
+    if "exclusiveMinimum" in node:
+        low = node["exclusiveMinimum"]
+        checks.append(lambda v: not _TYPES["number"](v) or v > low)
+    if "exclusiveMaximum" in node:
+        high = node["exclusiveMaximum"]
+        checks.append(lambda v: not _TYPES["number"](v) or v < high)
+    if node.get("uniqueItems") is True:
+        checks.append(_unique)
+    return checks
+
+
+def _unique(value: Any) -> bool:
+    """``uniqueItems``: strings compared as themselves; any other items by jsonschema's
+    own equality (``True`` is not ``1``), imported then."""
+    if not isinstance(value, list):
+        return True
+    if all(isinstance(v, str) for v in value):
+        return len(set(value)) == len(value)
+    from jsonschema import _utils
+
+    return bool(_utils.uniq(value))
 
 
 def _within(value: float, low: float | None, high: float | None) -> bool:
