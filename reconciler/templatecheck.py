@@ -104,7 +104,7 @@ def _checks(
         found = _subschemas(composed, root, rel, template, 0)
         if found is None:
             return None
-        out.append((rel, [_leaf(composed, s) for s in found]))
+        out.append((rel, [_leaf(composed, s) for s in found if not _says_nothing(s)]))
     return out
 
 
@@ -185,6 +185,12 @@ def _step(instance: Any, key: str | int) -> Any:
         return None
 
 
+def _says_nothing(node: Any) -> bool:
+    """Whether ``node`` accepts every string (``{}``, ``true``, annotations only): no
+    check for it (a templated name has four subschemas, two of them such)."""
+    return node is True or (isinstance(node, dict) and set(node) <= _ANNOTATIONS)
+
+
 def _leaf(composed: schema.Schema, node: Any) -> Check:
     """A check of a templated string against ``node``: one closure of a few regular
     expressions and bounds when ``node`` says only what ``_LEAF`` names."""
@@ -193,8 +199,10 @@ def _leaf(composed: schema.Schema, node: Any) -> Check:
     kind = node.get("type", "string")
     if "string" not in (kind if isinstance(kind, list) else [kind]):
         return _never
-    pattern = re.compile(node.get("pattern", ""))
     least, most = node.get("minLength", 0), node.get("maxLength", yamlsrc.MAX_STRING)
+    if "pattern" not in node:
+        return lambda value: least <= len(value) <= most
+    pattern = re.compile(node["pattern"])
     return lambda value: least <= len(value) <= most and pattern.search(value) is not None
 
 
