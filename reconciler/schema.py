@@ -44,9 +44,6 @@ class Schema:
     valid by the checks ``templatecheck`` compiles from this schema."""
 
     document: dict[str, Any]
-    _at: dict[str, jsonschema.Draft202012Validator] = field(
-        default_factory=dict, compare=False, repr=False
-    )
     kept: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """What is made from the schema once per process (validators, compiled checks)."""
 
@@ -63,9 +60,10 @@ class Schema:
     def at(self, ref: str) -> jsonschema.Draft202012Validator:
         """The validator of the subschema at ``ref`` (``#/$defs/NAME``), made once: making
         one per assembled endpoint cost more than validating it."""
-        if ref not in self._at:
-            self._at[ref] = self.validator.evolve(schema={"$ref": ref})
-        return self._at[ref]
+        made: jsonschema.Draft202012Validator | None = self.kept.get(f"validator {ref}")
+        if made is None:
+            made = self.kept[f"validator {ref}"] = self.validator.evolve(schema={"$ref": ref})
+        return made
 
     def definition(self, name: str) -> Any:
         """The ``$defs`` entry ``name``."""
